@@ -1,0 +1,28 @@
+# One command each: `make demo` sets up and runs the main job, `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test ui bench clean
+
+$(BIN)/nettrace: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(BIN)/nettrace
+
+setup: $(BIN)/nettrace
+
+demo: setup
+	$(BIN)/nettrace demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+ui: setup
+	DAGSTER_HOME=$${NETTRACE_HOME:-$(CURDIR)/.nettrace}/dagster $(BIN)/nettrace init >/dev/null
+	DAGSTER_HOME=$${NETTRACE_HOME:-$(CURDIR)/.nettrace}/dagster $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf .nettrace

@@ -1,0 +1,1 @@
+"""NetTrace: autonomous crypto trading research and execution, orchestrated by Dagster."""

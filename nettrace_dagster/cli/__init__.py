@@ -1,0 +1,65 @@
+"""The `nettrace` command. Each subcommand lives in its own module in this package and exposes
+`register(subparsers)`; `main` discovers them, so adding a command never edits this file.
+
+Exit codes: 0 success, 1 the thing checked failed, 2 bad usage or bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+from typing import Any
+
+from nettrace_dagster.market.schema import CandleError
+from nettrace_dagster.settings import SettingsError
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: exit 2 with the message on one line."""
+
+
+# Errors whose message is already one line that names the problem.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (UsageError, CandleError, SettingsError, FileNotFoundError)
+
+
+def emit(payload: Any, as_json: bool, human: str | None = None) -> None:
+    """Print one JSON document (--json) or the human text."""
+    if as_json:
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(human if human is not None else json.dumps(payload, indent=2, default=str))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nettrace", description="NetTrace trading platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its one-line usage error
+        return 2 if exc.code not in (0, None) else 0
+    try:
+        return int(args.func(args) or 0)
+    except INPUT_ERRORS as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"nettrace {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nettrace {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Market data: the candle schema, the sources (sim, ccxt, file) and the Parquet lake."""
