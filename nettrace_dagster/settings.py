@@ -43,7 +43,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NETTRACE_IMPORT_DIR", "./import", Path, "Folder the `file` source reads: `<SYMBOL>.csv` or `.parquet`."),
     Setting("NETTRACE_CANDLES_REFRESH_MINUTES", "15", int, "Interval of the candles refresh schedule."),
     Setting("NETTRACE_GAP_TOLERANCE", "0.01", float, "Share of missing bars the gap check tolerates."),
-    Setting("NETTRACE_REGIME_WINDOW", "240", int, "Bars in the regime detector's trailing window."),
+    Setting("NETTRACE_REGIME_WINDOW", "300", int, "Bars in the regime detector's trailing window."),
     Setting("NETTRACE_LEDGER_URL", "", str, "SQLAlchemy URL of the ledger. Empty: SQLite in NETTRACE_HOME."),
     Setting("NETTRACE_LIVE_TRADING", "0", bool, "Second switch for real orders (needs keys too). Off: paper."),
     Setting("NETTRACE_EXCHANGE_API_KEY", "", str, "Exchange API key for real trading (never logged)."),

@@ -31,6 +31,10 @@ class CandleError(ValueError):
     """Candles that cannot be used; the message is one line naming the problem."""
 
 
+class MarketDataError(RuntimeError):
+    """A source could not deliver candles (exchange down, retries exhausted); one line."""
+
+
 _TF = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -96,7 +100,7 @@ def ordering_problems(df: pl.DataFrame) -> list[str]:
     if dup:
         problems.append(f"{dup} duplicate timestamp(s), first at {_first(df, ts.is_duplicated())}")
     if not ts.is_sorted():
-        back = ts.diff() < pl.duration(milliseconds=0)
+        back = ts.diff().dt.total_milliseconds() < 0
         if back.any():
             problems.append(f"timestamps not sorted: goes back in time at {_first(df, back.fill_null(False))}")
     return problems

@@ -1,0 +1,107 @@
+"""Market data assets: candles (with blocking quality checks), regimes, and a DuckDB summary."""
+
+
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from nettrace_dagster.charts import markdown_table, price_with_regimes
+from nettrace_dagster.market.quality import CHECK_NAMES, inspect_candles
+from nettrace_dagster.market.schema import CandleError, MarketDataError, infer_timeframe_seconds, timeframe_seconds
+from nettrace_dagster.market.sources import merge_candles
+from nettrace_dagster.partitions import symbol_partitions
+from nettrace_dagster.regimes import balanced_accuracy, label_regimes, regime_shares
+from nettrace_dagster.resources import MarketDataResource, RegimeResource, WarehouseResource
+
+CANDLE_CHECKS = [dg.AssetCheckSpec(name, asset="candles", blocking=True) for name in CHECK_NAMES]
+
+
+@dg.asset(partitions_def=symbol_partitions, check_specs=CANDLE_CHECKS, group_name="market",
+          kinds={"polars", "parquet"})
+def candles(context: dg.AssetExecutionContext, market: MarketDataResource) -> Iterator:
+    """OHLCV bars per symbol from the configured source (sim, ccxt or file).
+
+    Incremental: only bars newer than the last stored one are fetched and appended; a bar
+    already stored is final, so re-materializing never duplicates a bar. Blocking checks
+    (sorted/unique, gaps, OHLC sanity, NaN) stop everything downstream when the data is bad.
+    """
+    symbol = context.partition_key
+    stored = market.lake.read_candles(symbol) if market.lake.exists("candles", symbol) else None
+    since = stored["timestamp"].max() if stored is not None and stored.height else None
+    try:
+        new = market.client(progress=context.log.info).fetch(symbol, since)
+    except (CandleError, MarketDataError) as exc:
+        raise dg.Failure(description=f"{symbol}: {exc}") from None
+    df = merge_candles(stored, new)
+    timeframe_s = (infer_timeframe_seconds(df) or 60) if market.source == "file" else timeframe_seconds(market.timeframe)
+    shading = df["true_regime"] if df["true_regime"].null_count() < df.height else None
+    metadata = {
+        "summary": dg.MetadataValue.text(f"{symbol}: {df.height} bars ({new.height} new) from {market.source}"),
+        "rows": df.height,
+        "new_rows": new.height,
+        "source": market.source,
+        "first_timestamp": str(df["timestamp"].min()) if df.height else "",
+        "last_timestamp": str(df["timestamp"].max()) if df.height else "",
+        "last_close": float(df["close"][-1]) if df.height else 0.0,
+    }
+    if df.height:
+        title = f"{symbol} close" + (" (true regimes shaded)" if shading is not None else "")
+        metadata["chart"] = price_with_regimes(df["timestamp"].to_list(), df["close"].to_numpy(),
+                                               shading.to_list() if shading is not None else None, title)
+    yield dg.Output(df, metadata=metadata)
+    for outcome in inspect_candles(df, timeframe_s, market.gap_tolerance):
+        yield dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed,
+                                  severity=dg.AssetCheckSeverity.ERROR, description=outcome.description,
+                                  metadata=outcome.metadata)
+
+
+@dg.asset(partitions_def=symbol_partitions, group_name="market", kinds={"polars", "parquet"},
+          automation_condition=dg.AutomationCondition.eager())
+def regimes(context: dg.AssetExecutionContext, candles: pl.DataFrame, regime: RegimeResource) -> dg.Output:
+    """BULL / BEAR / SIDEWAYS per bar: the fitted return of a trailing window against the
+    REGIME_BULL_THRESHOLD / REGIME_BEAR_THRESHOLD (causal; see `nettrace_dagster.regimes`).
+    On simulated data, the balanced accuracy against the true regimes is recorded."""
+    labels = label_regimes(candles, regime.config())
+    accuracy = balanced_accuracy(candles["true_regime"], labels["regime"])
+    current = labels["regime"][-1] if labels.height else "UNKNOWN"
+    symbol = context.partition_key
+    summary = f"{symbol}: now {current}" + (f", balanced accuracy {accuracy:.3f}" if accuracy is not None else "")
+    metadata = {
+        "summary": dg.MetadataValue.text(summary),
+        "current_regime": current,
+        "rows": labels.height,
+        "shares": dg.MetadataValue.json(regime_shares(labels)),
+    }
+    if accuracy is not None:
+        metadata["balanced_accuracy"] = round(accuracy, 4)
+    if labels.height:
+        metadata["chart"] = price_with_regimes(candles["timestamp"].to_list(), candles["close"].to_numpy(),
+                                               labels["regime"].to_list(), f"{symbol} detected regimes")
+    return dg.Output(labels, metadata=metadata)
+
+
+SUMMARY_SQL = """
+SELECT c.partition AS symbol, count(*) AS bars, min(c.timestamp) AS first_bar, max(c.timestamp) AS last_bar,
+       arg_max(c.close, c.timestamp) AS last_close,
+       arg_max(c.close, c.timestamp) / arg_min(c.close, c.timestamp) - 1 AS total_return,
+       arg_max(r.regime, r.timestamp) AS current_regime,
+       avg(CASE WHEN r.regime = 'BULL' THEN 1 ELSE 0 END) AS bull_share,
+       avg(CASE WHEN r.regime = 'BEAR' THEN 1 ELSE 0 END) AS bear_share
+FROM candles c JOIN regimes r ON r.partition = c.partition AND r.timestamp = c.timestamp
+GROUP BY 1 ORDER BY 1
+"""
+
+
+@dg.asset(deps=[regimes], group_name="analytics", kinds={"duckdb", "parquet"},
+          automation_condition=dg.AutomationCondition.eager())
+def market_summary(warehouse: WarehouseResource) -> dg.Output:
+    """One row per symbol, computed by DuckDB over the Parquet lake: bars, span, last close,
+    return, current regime and regime shares."""
+    df = warehouse.warehouse.query(SUMMARY_SQL)
+    regimes_now = ", ".join(f"{s} {r}" for s, r in zip(df["symbol"], df["current_regime"], strict=True))
+    return dg.Output(df, metadata={
+        "summary": dg.MetadataValue.text(f"{df.height} symbol(s): {regimes_now}"),
+        "rows": df.height,
+        "table": markdown_table(df.to_dicts()),
+    })

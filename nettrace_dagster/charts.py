@@ -1,0 +1,73 @@
+"""PNG charts for Dagster metadata (a picture says more than a number in the UI)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on servers or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from dagster import MetadataValue  # noqa: E402
+
+REGIME_COLOURS = {"BULL": "#2ca02c", "BEAR": "#d62728", "SIDEWAYS": "#bbbbbb"}
+MAX_POINTS = 2_000
+
+
+def png_markdown(fig: plt.Figure, alt: str) -> MetadataValue:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
+
+
+def price_with_regimes(timestamps: Sequence, close: np.ndarray, regimes: Sequence[str] | None,
+                       title: str) -> MetadataValue:
+    """Close price with each regime's stretch shaded."""
+    step = max(len(close) // MAX_POINTS, 1)
+    x, y = np.asarray(timestamps)[::step], np.asarray(close)[::step]
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.plot(x, y, lw=0.8, color="black")
+    if regimes is not None and len(regimes):
+        labels = np.asarray(regimes)[::step]
+        start = 0
+        for i in range(1, len(labels) + 1):
+            if i == len(labels) or labels[i] != labels[start]:
+                colour = REGIME_COLOURS.get(str(labels[start]))
+                if colour:
+                    ax.axvspan(x[start], x[min(i, len(x) - 1)], color=colour, alpha=0.25, lw=0)
+                start = i
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.4) for c in REGIME_COLOURS.values()]
+        ax.legend(handles, list(REGIME_COLOURS), loc="upper left", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    return png_markdown(fig, title)
+
+
+def line_chart(x: Sequence, series: dict[str, np.ndarray], title: str) -> MetadataValue:
+    fig, ax = plt.subplots(figsize=(9, 3))
+    for name, values in series.items():
+        step = max(len(values) // MAX_POINTS, 1)
+        ax.plot(np.asarray(x)[::step], np.asarray(values)[::step], lw=0.9, label=name)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    return png_markdown(fig, title)
+
+
+def markdown_table(rows: list[dict], float_digits: int = 4) -> MetadataValue:
+    """A small markdown table for the UI (no pandas needed)."""
+    if not rows:
+        return MetadataValue.md("(empty)")
+    cols = list(rows[0])
+
+    def cell(v: object) -> str:
+        return f"{v:.{float_digits}g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return MetadataValue.md("\n".join(lines))

@@ -1,0 +1,22 @@
+"""The NetTrace code location: every asset, check, job, schedule and sensor, with resources.
+
+Assets, jobs and sensors live in their own top-level packages, one module per concern; each
+package is loaded whole, so a new module's definitions appear here without editing this file.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+import assets
+import jobs
+import sensors
+from nettrace_dagster.resources import build_resources
+from nettrace_dagster.settings import load_settings
+
+defs = dg.Definitions.merge(
+    dg.load_definitions_from_package_module(assets),
+    dg.load_definitions_from_package_module(jobs),
+    dg.load_definitions_from_package_module(sensors),
+    dg.Definitions(resources=build_resources(load_settings())),
+)
