@@ -18,7 +18,7 @@ from nettrace_dagster.settings import Settings
 
 
 # The console logger would print every step event; the summary is what a trader wants here.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass

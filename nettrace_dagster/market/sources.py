@@ -39,7 +39,12 @@ def make_source(kind: str, *, timeframe: str = "1m", sim_seed: int = 7, sim_bars
 
 
 def merge_candles(stored: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
-    """Append `new` bars to `stored`: a bar already stored is final and is kept as it was."""
+    """Append `new` bars to `stored`. A bar already stored is final and is kept as it was.
+
+    The new batch is not reordered or deduplicated here: if a source sends unsorted or repeated
+    bars, the blocking checks must see that and stop the run, not have it silently papered over.
+    """
     if stored is None or stored.height == 0:
-        return new.unique("timestamp", keep="first", maintain_order=True).sort("timestamp")
-    return pl.concat([stored, new], how="vertical").unique("timestamp", keep="first").sort("timestamp")
+        return new
+    fresh = new.filter(~pl.col("timestamp").is_in(stored["timestamp"].implode()))
+    return pl.concat([stored, fresh], how="vertical")

@@ -1,0 +1,56 @@
+"""Import a user's candle file into the lake, all or nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from nettrace_dagster.market.file_source import read_candle_file
+from nettrace_dagster.market.lake import Lake, write_parquet_atomic
+from nettrace_dagster.market.schema import CandleError, conform, require_valid
+from nettrace_dagster.market.sources import merge_candles
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    symbol: str
+    rows_in_file: int
+    new_rows: int
+    total_rows: int
+    first: str
+    last: str
+
+
+def import_candles(path: Path, symbol: str, lake: Lake) -> ImportResult:
+    """Validate `path` completely, then merge it into `candles[symbol]` with one atomic write.
+
+    Any problem raises CandleError before anything is written, so a bad file never damages
+    what is stored. Bars already stored are final; the file only adds newer or missing ones.
+    """
+    if "/" in symbol or not symbol.strip():
+        raise CandleError(f"symbol {symbol!r}: write it like BTC-USDT (no '/')")
+    incoming = read_candle_file(path)
+    stored = lake.read_candles(symbol) if lake.exists("candles", symbol) else None
+    merged = require_valid(merge_candles(stored, conform(incoming)).sort("timestamp"), f"{symbol} after merge")
+    new_rows = merged.height - (stored.height if stored is not None else 0)
+    if new_rows:
+        write_parquet_atomic(merged, lake.path("candles", symbol), compression="zstd")
+    return ImportResult(symbol, incoming.height, new_rows, merged.height,
+                        str(merged["timestamp"].min()), str(merged["timestamp"].max()))
+
+
+def stored_symbols(lake: Lake) -> list[str]:
+    return lake.partitions("candles")
+
+
+def load_candles_arg(data: str, lake: Lake) -> pl.DataFrame:
+    """`--data` as a file path, or else as a symbol held in the lake."""
+    path = Path(data)
+    if path.suffix.lower() in (".csv", ".parquet", ".txt") or path.exists():
+        return read_candle_file(path)
+    if lake.exists("candles", data):
+        return lake.read_candles(data)
+    held = ", ".join(stored_symbols(lake)) or "none"
+    raise CandleError(f"--data {data!r}: no such file, and no such symbol in the lake (held: {held})")

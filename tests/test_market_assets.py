@@ -1,0 +1,105 @@
+"""The market assets under Dagster: idempotent candles, blocking checks, regimes, DuckDB summary."""
+
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from assets.market import candles, market_summary, regimes
+from nettrace_dagster.market.lake import Lake
+from nettrace_dagster.market.quality import inspect_candles
+from nettrace_dagster.market.sim import simulate
+from nettrace_dagster.resources import MarketDataResource, build_resources
+from nettrace_dagster.settings import Settings
+
+
+class ScriptedSource:
+    """Returns a fixed frame: lets a test feed the asset data the checks must catch."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self.frame = frame
+
+    def fetch(self, symbol: str, since: datetime | None) -> pl.DataFrame:
+        return self.frame if since is None else self.frame.filter(pl.col("timestamp") > since)
+
+
+class ScriptedMarket(MarketDataResource):
+    frame_path: str
+
+    def client(self, progress=None) -> ScriptedSource:
+        return ScriptedSource(pl.read_parquet(self.frame_path))
+
+
+def resources(settings: Settings, **overrides) -> dict:
+    return {**build_resources(settings), **overrides}
+
+
+def test_candles_idempotent_and_incremental(settings: Settings) -> None:
+    res = resources(settings, market=MarketDataResource(source="sim", lake_dir=str(settings.lake_dir), sim_bars=3000))
+    for expected_new in (3000, 0):
+        result = dg.materialize([candles, regimes], partition_key="BTC-USDT", resources=res)
+        mat = result.asset_materializations_for_node("candles")[0]
+        assert mat.metadata["new_rows"].value == expected_new and mat.metadata["rows"].value == 3000
+    stored = Lake(settings.lake_dir).read_candles("BTC-USDT")
+    assert stored["timestamp"].n_unique() == 3000
+    regime_mat = result.asset_materializations_for_node("regimes")[0]
+    assert regime_mat.metadata["current_regime"].value in ("BULL", "BEAR", "SIDEWAYS")
+    assert "data:image/png;base64," in regime_mat.metadata["chart"].value
+
+
+def _bad_frames() -> dict[str, pl.DataFrame]:
+    good = simulate("BTC-USDT", 500, 7)
+    return {
+        "sorted_unique": pl.concat([good.head(300), good.slice(250, 250)]),
+        "gaps": good.filter(pl.int_range(pl.len()) % 10 != 5),
+        "ohlc_sane": good.with_columns(pl.when(pl.int_range(pl.len()) == 42).then(-1.0).otherwise(pl.col("low"))
+                                       .alias("low")),
+        "no_nan": good.with_columns(pl.when(pl.int_range(pl.len()) == 7).then(float("nan"))
+                                    .otherwise(pl.col("close")).alias("close")),
+    }
+
+
+@pytest.mark.parametrize("check", ["sorted_unique", "gaps", "ohlc_sane", "no_nan"])
+def test_each_check_fails_on_the_data_it_guards(check: str) -> None:
+    outcomes = {o.name: o for o in inspect_candles(_bad_frames()[check], 60, 0.01)}
+    assert not outcomes[check].passed and outcomes[check].description
+    good = {o.name: o for o in inspect_candles(simulate("BTC-USDT", 500, 7), 60, 0.01)}
+    assert all(o.passed for o in good.values())
+
+
+@pytest.mark.parametrize("check", ["sorted_unique", "gaps", "ohlc_sane", "no_nan"])
+def test_bad_candles_block_regimes_in_the_same_run(settings: Settings, tmp_path: Path, check: str) -> None:
+    frame_path = tmp_path / "frame.parquet"
+    _bad_frames()[check].write_parquet(frame_path)
+    market = ScriptedMarket(source="sim", lake_dir=str(settings.lake_dir), frame_path=str(frame_path))
+    result = dg.materialize([candles, regimes], partition_key="BTC-USDT",
+                            resources=resources(settings, market=market), raise_on_error=False)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations[check].passed
+    assert evaluations[check].description
+    assert result.asset_materializations_for_node("regimes") == []  # blocked downstream
+    assert not any(e.step_key == "regimes" and e.is_step_success for e in result.all_events)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "blocking asset check failed" in failure.step_failure_data.error.message
+
+
+def test_summary_is_computed_by_duckdb_over_the_lake(settings: Settings) -> None:
+    res = resources(settings, market=MarketDataResource(source="sim", lake_dir=str(settings.lake_dir), sim_bars=1000))
+    for symbol in ("BTC-USDT", "ETH-USDT"):
+        dg.materialize([candles, regimes], partition_key=symbol, resources=res)
+    result = dg.materialize([market_summary], resources=res)
+    assert result.success
+    df = Lake(settings.lake_dir).read("market_summary")
+    assert df["symbol"].to_list() == ["BTC-USDT", "ETH-USDT"] and df["bars"].to_list() == [1000, 1000]
+
+
+def test_file_source_failure_is_one_clean_message(settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "BTC-USDT.csv").write_text("timestamp,open,high,low,close,volume\n1704067200,1,2,0.5,abc,1\n")
+    market = MarketDataResource(source="file", lake_dir=str(settings.lake_dir), import_dir=str(tmp_path))
+    result = dg.materialize([candles], partition_key="BTC-USDT", resources=resources(settings, market=market),
+                            raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "non-numeric value 'abc' in column close" in failure.step_failure_data.user_failure_data.description
+    assert not Lake(settings.lake_dir).exists("candles", "BTC-USDT")
