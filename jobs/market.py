@@ -31,3 +31,8 @@ def market_refresh_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.Ru
     tick = context.scheduled_execution_time.strftime("%Y%m%dT%H%M")
     return [dg.RunRequest(run_key=f"{symbol}-{tick}", partition_key=symbol)
             for symbol in symbol_partitions.get_partition_keys()]
+
+
+analytics_refresh = dg.define_asset_job(
+    "analytics_refresh", selection=dg.AssetSelection.groups("analytics"),
+    description="Rebuild the DuckDB analytics over the lake (market summary).")

@@ -1,12 +1,11 @@
-"""Run by test_concurrency in a fresh process: every symbol's market_refresh at once, each with
-the multiprocess executor, while other threads query the warehouse and build the DuckDB summary.
-Prints one JSON line with what happened."""
+"""Run by test_concurrency in a fresh process: every symbol's market_refresh at once — one
+process per run, as the Dagster daemon launches them, each run with the multiprocess executor —
+while threads here query the warehouse; then the DuckDB summary. Prints one JSON line."""
 
 import json
-import time
-import sys
+import multiprocessing
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 
 import dagster as dg
 
@@ -20,7 +19,19 @@ def refresh_job() -> dg.JobDefinition:
 def summary_job() -> dg.JobDefinition:
     from nettrace_dagster.definitions import defs
 
-    return defs.resolve_implicit_global_asset_job_def()
+    return defs.resolve_job_def("analytics_refresh")
+
+
+def run_one(partition: str | None) -> dict:
+    """One run in this process; Dagster's in-process orchestration is not thread-safe."""
+    with dg.DagsterInstance.get() as instance:
+        if partition is None:
+            result = dg.execute_job(dg.reconstructable(summary_job), instance)
+        else:
+            result = dg.execute_job(dg.reconstructable(refresh_job), instance, tags={"dagster/partition": partition})
+        return {"ok": result.success,
+                "failures": [e.message for e in result.all_events if e.is_failure],
+                "step_pids": sorted({e.pid for e in result.all_events if e.is_step_success})}
 
 
 def main() -> None:
@@ -29,7 +40,9 @@ def main() -> None:
     from nettrace_dagster.warehouse import Warehouse
 
     settings = load_settings()
-    symbols = settings.symbols
+    prepare_home(settings)
+    with dg.DagsterInstance.get() as instance:  # create the storages once, before processes race
+        instance.get_runs(limit=1)
     errors: list[str] = []
     stop = threading.Event()
     queries = 0
@@ -44,27 +57,22 @@ def main() -> None:
                     queries += 1
             except Exception as exc:  # any failure here is what the test is looking for
                 errors.append(f"query: {exc}")
-            stop.wait(0.05)
+            stop.wait(0.02)
 
-    prepare_home(settings)
-    with dg.DagsterInstance.get() as instance:
-        readers = [threading.Thread(target=hammer) for _ in range(2)]
-        for t in readers:
-            t.start()
-        with ThreadPoolExecutor(len(symbols) + 1) as pool:
-            runs = [pool.submit(dg.execute_job, dg.reconstructable(refresh_job), instance,
-                                tags={"dagster/partition": s}) for s in symbols]
-            results = [r.result() for r in runs]
-            summary = pool.submit(dg.execute_job, dg.reconstructable(summary_job), instance,
-                                  asset_selection=[dg.AssetKey("market_summary")]).result()
-        stop.set()
-        for t in readers:
-            t.join()
-        failures = [e.message for r in [*results, summary] for e in r.all_events if e.is_failure]
-        print(json.dumps({"runs_ok": [r.success for r in results], "summary_ok": summary.success,
-                          "errors": errors + failures, "queries": queries,
-                          "pids": len({e.pid for r in results for e in r.all_events if e.is_step_success})}))
+    readers = [threading.Thread(target=hammer) for _ in range(2)]
+    for t in readers:
+        t.start()
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(settings.symbols), mp_context=spawn) as pool:
+        runs = list(pool.map(run_one, settings.symbols))
+        summary = pool.submit(run_one, None).result()
+    stop.set()
+    for t in readers:
+        t.join()
+    print(json.dumps({"runs_ok": [r["ok"] for r in runs], "summary_ok": summary["ok"],
+                      "errors": errors + [f for r in [*runs, summary] for f in r["failures"]],
+                      "queries": queries, "pids": len({p for r in runs for p in r["step_pids"]})}))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
