@@ -25,3 +25,8 @@ def test_schedules_run_by_default() -> None:
 def test_candle_checks_are_blocking() -> None:
     checks = [c for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key.to_user_string() == "candles"]
     assert {c.name for c in checks} == {"sorted_unique", "gaps", "ohlc_sane", "no_nan"}
+
+
+def test_sensors_run_by_default() -> None:
+    for sensor in defs.sensors or []:
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, sensor.name
