@@ -103,3 +103,28 @@ def test_file_source_failure_is_one_clean_message(settings: Settings, tmp_path: 
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "non-numeric value 'abc' in column close" in failure.step_failure_data.user_failure_data.description
     assert not Lake(settings.lake_dir).exists("candles", "BTC-USDT")
+
+
+def test_candles_from_a_loopback_exchange_through_ccxt(settings: Settings) -> None:
+    from tests.fakes.binance import FakeBinance
+
+    with FakeBinance(now=None) as fake:  # follows the wall clock, as the source's "now" does
+        market = MarketDataResource(source="ccxt", lake_dir=str(settings.lake_dir), ccxt_history_days=1,
+                                    ccxt_base_url=fake.base_url, ccxt_max_retries=2)
+        res = resources(settings, market=market)
+        first = dg.materialize([candles], partition_key="ETH-USDT", resources=res)
+        rows = first.asset_materializations_for_node("candles")[0].metadata["rows"].value
+        assert 1430 <= rows <= 1441  # a day of closed 1-minute bars, over two pages
+        assert all(e.passed for e in first.get_asset_check_evaluations())
+        fake.fail_next("/api/v3/klines", status=429)  # retried, not fatal
+        again = dg.materialize([candles], partition_key="ETH-USDT", resources=res)
+        new_rows = again.asset_materializations_for_node("candles")[0].metadata["new_rows"].value
+        assert new_rows <= 2  # only what closed in between
+        fake.fail_next("/api/v3/klines", status=503, times=5)
+        failed = dg.materialize([candles], partition_key="SOL-USDT", resources=res, raise_on_error=False)
+        failure = next(e for e in failed.all_events if e.is_step_failure)
+        assert "gave up after 2 tries" in failure.step_failure_data.user_failure_data.description
+    lake = Lake(settings.lake_dir)
+    stored = lake.read_candles("ETH-USDT")
+    assert stored.height == rows + new_rows and stored["timestamp"].is_unique().all()
+    assert not lake.exists("candles", "SOL-USDT")
