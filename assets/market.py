@@ -8,7 +8,12 @@ import polars as pl
 
 from nettrace_dagster.charts import markdown_table, price_with_regimes
 from nettrace_dagster.market.quality import CHECK_NAMES, inspect_candles
-from nettrace_dagster.market.schema import CandleError, MarketDataError, infer_timeframe_seconds, timeframe_seconds
+from nettrace_dagster.market.schema import (
+    CandleError,
+    MarketDataError,
+    infer_timeframe_seconds,
+    timeframe_seconds,
+)
 from nettrace_dagster.market.sources import merge_candles
 from nettrace_dagster.partitions import symbol_partitions
 from nettrace_dagster.regimes import balanced_accuracy, label_regimes, regime_shares

@@ -16,7 +16,6 @@ import dagster as dg
 from nettrace_dagster.instance import prepare_home
 from nettrace_dagster.settings import Settings
 
-
 # The console logger would print every step event; the summary is what a trader wants here.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

@@ -1,0 +1,45 @@
+"""`nettrace demo` end to end: the whole graph, a summary, and the history left in the instance."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_materializes_everything_into_the_instance(home: Path) -> None:
+    env = {**os.environ, "NETTRACE_HOME": str(home), "NETTRACE_SIM_BARS": "3000"}
+    env.pop("DAGSTER_HOME", None)  # the demo must set it itself, under NETTRACE_HOME
+    nettrace = Path(sys.executable).with_name("nettrace")
+    proc = subprocess.run([str(nettrace), "demo", "--json"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["ok"] and not report["failed"] and report["checks"]["failed"] == 0
+    materialized = set(report["materialized"])
+    for symbol in ("BTC-USDT", "ETH-USDT", "SOL-USDT"):
+        assert {f"candles[{symbol}]", f"regimes[{symbol}]"} <= materialized
+    assert "market_summary" in materialized
+    summaries = {s["asset"]: s["summary"] for s in report["summaries"]}
+    assert "balanced accuracy" in summaries["regimes[BTC-USDT]"]
+
+    # What the UI shows next time: the runs and materializations are in NETTRACE_HOME's instance.
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    with dg.DagsterInstance.get() as instance:
+        assert len(instance.get_runs()) == report["runs"]
+        assert instance.get_latest_materialization_event(dg.AssetKey("market_summary")) is not None
+    assert "enabled: false" in (home / "dagster" / "dagster.yaml").read_text()  # telemetry off
+
+
+def test_demo_reports_progress_on_stderr_and_human_summary(home: Path) -> None:
+    env = {**os.environ, "NETTRACE_HOME": str(home), "NETTRACE_SIM_BARS": "1500",
+           "NETTRACE_SYMBOLS": "BTC-USDT,ETH-USDT,SOL-USDT"}
+    nettrace = Path(sys.executable).with_name("nettrace")
+    proc = subprocess.run([str(nettrace), "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "materializing candles[BTC-USDT]" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("Open the UI")
