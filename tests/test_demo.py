@@ -8,6 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from nettrace_dagster.demo import DemoReport, format_report
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,11 +37,9 @@ def test_demo_materializes_everything_into_the_instance(home: Path) -> None:
     assert "enabled: false" in (home / "dagster" / "dagster.yaml").read_text()  # telemetry off
 
 
-def test_demo_reports_progress_on_stderr_and_human_summary(home: Path) -> None:
-    env = {**os.environ, "NETTRACE_HOME": str(home), "NETTRACE_SIM_BARS": "1500",
-           "NETTRACE_SYMBOLS": "BTC-USDT,ETH-USDT,SOL-USDT"}
-    nettrace = Path(sys.executable).with_name("nettrace")
-    proc = subprocess.run([str(nettrace), "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "materializing candles[BTC-USDT]" in proc.stdout
-    assert proc.stdout.strip().splitlines()[-1].startswith("Open the UI")
+def test_human_summary_names_failures() -> None:
+    report = DemoReport(runs=2, materialized=["candles[BTC-USDT]"], summaries=[("candles[BTC-USDT]", "10 bars")],
+                        failed=["regimes[BTC-USDT]: boom"], seconds=1.5)
+    text = format_report(report)
+    assert text.splitlines()[0].startswith("NetTrace demo: 1 materializations in 2 runs")
+    assert "FAILED regimes[BTC-USDT]: boom" in text and not report.ok
