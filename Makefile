@@ -24,5 +24,11 @@ ui: setup
 	DAGSTER_HOME=$${NETTRACE_HOME:-$(CURDIR)/.nettrace}/dagster $(BIN)/nettrace init >/dev/null
 	DAGSTER_HOME=$${NETTRACE_HOME:-$(CURDIR)/.nettrace}/dagster $(BIN)/dagster dev -w workspace.yaml
 
+bench: setup
+	$(BIN)/pip install --quiet -e '.[peers]'
+	$(BIN)/python benchmarks/bench_backtest.py
+	$(BIN)/python benchmarks/cross_check.py
+	$(BIN)/python benchmarks/bench_execution.py
+
 clean:
 	rm -rf .nettrace

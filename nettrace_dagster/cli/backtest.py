@@ -1,0 +1,119 @@
+"""`nettrace backtest --data FILE|SYMBOL --strategy NAME --params JSON [--json]`: one backtest.
+
+Prints total return, Sharpe, drawdown, win rate … as fractions (0.05 = 5 %). Bad data or bad
+parameters exit 2 with one line naming the problem; time gaps are only a warning on stderr
+(markets that close have them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from nettrace_dagster.cli import UsageError, emit
+from nettrace_dagster.market.schema import CandleError, gap_report, infer_timeframe_seconds, require_valid
+from nettrace_dagster.market.schema import seconds_to_timeframe as tf_name
+
+FILE_SUFFIXES = (".csv", ".parquet", ".txt")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("backtest", help="backtest a strategy on a candle file or a symbol in the lake")
+    p.add_argument("--data", required=True,
+                   help="a .csv/.parquet candle file (timestamp,open,high,low,close,volume) or a symbol in the lake")
+    p.add_argument("--strategy", required=True, help="built-in strategy name, or a strategy .py file")
+    p.add_argument("--params", default="{}",
+                   help='JSON object: strategy parameters and engine keys, e.g. \'{"fast": 10, "slow": 30, '
+                        '"stop_loss": 0.02}\'')
+    p.add_argument("--fee", type=float, default=None, help="fee per side as a fraction of notional (default 0.001)")
+    p.add_argument("--slippage-bps", type=float, default=None, help="slippage in basis points (default 0)")
+    p.add_argument("--equity", type=float, default=None, help="initial equity (default 10000)")
+    p.add_argument("--trades", action="store_true", help="include the list of trades in the output")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=handle)
+
+
+def load_candles(data: str) -> tuple[pl.DataFrame, str]:
+    """Candles from a file, or from the lake when `data` names a symbol."""
+    path = Path(data)
+    if path.suffix.lower() in FILE_SUFFIXES or path.exists():
+        from nettrace_dagster.market.file_source import read_candle_file
+
+        return read_candle_file(path), str(path)
+    from nettrace_dagster.market.lake import Lake
+    from nettrace_dagster.settings import load_settings
+
+    lake = Lake(load_settings().lake_dir)
+    try:
+        df = lake.read_candles(data)
+    except FileNotFoundError:
+        raise UsageError(f"--data {data!r}: no such file, and no symbol {data!r} in the lake "
+                         f"(have: {', '.join(lake.partitions('candles')) or 'none'})") from None
+    return require_valid(df, data), f"lake:{data}"
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--params is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(params, dict):
+        raise UsageError("--params must be a JSON object such as '{\"fast\": 10, \"slow\": 30}'")
+    return params
+
+
+def handle(args: argparse.Namespace) -> int:
+    from nettrace_dagster.backtest import EngineParams, run_backtest, split_params
+    from nettrace_dagster.strategies import get_strategy, load_strategy_file
+
+    params = parse_params(args.params)
+    try:
+        strategy = (load_strategy_file(args.strategy) if args.strategy.endswith(".py")
+                    else get_strategy(args.strategy))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    candles, source = load_candles(args.data)
+    if candles.height == 0:
+        raise CandleError(f"{source}: no rows")
+    timeframe_s = infer_timeframe_seconds(candles)
+    if timeframe_s:
+        missing, share = gap_report(candles, timeframe_s)
+        if missing:
+            print(f"nettrace backtest: warning: {missing} missing bar(s) ({share:.2%} of the span) in {source}; "
+                  "backtesting the bars that are there", file=sys.stderr)
+    cli_engine = {k: v for k, v in (("fee", args.fee), ("slippage_bps", args.slippage_bps),
+                                    ("initial_equity", args.equity)) if v is not None}
+    try:
+        engine = EngineParams.from_dict(cli_engine)
+        result = run_backtest(candles, strategy, params, engine)
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    m = result.metrics
+    payload: dict[str, Any] = {
+        "strategy": strategy.name,
+        "data": source,
+        "bars": m.bars,
+        "first_timestamp": str(candles["timestamp"][0]),
+        "last_timestamp": str(candles["timestamp"][-1]),
+        "timeframe": tf_name(timeframe_s) if timeframe_s else None,
+        **m.to_dict(),
+        "params": strategy.resolve_params(split_params(params)[0]),
+        "engine": result.params.to_dict(),
+    }
+    if args.trades:
+        payload["trade_list"] = result.trades.to_dicts()
+    pf = payload["profit_factor"]
+    human = "\n".join([
+        f"{strategy.name} on {source}: {m.bars} bars {payload['first_timestamp']} … {payload['last_timestamp']}",
+        f"  trades {m.trades} (closed {m.closed_trades}), win rate {m.win_rate:.1%}, exposure {m.exposure:.1%}",
+        f"  equity {m.initial_equity:,.2f} → {m.final_equity:,.2f} ({m.total_return:+.2%}), fees {m.fees_paid:,.2f}",
+        f"  Sharpe {m.sharpe:.2f}, Sortino {m.sortino:.2f}, max drawdown {m.max_drawdown:.2%}, "
+        f"profit factor {f'{pf:.2f}' if pf is not None else 'n/a'}",
+    ])
+    emit(payload, args.json, human)
+    return 0
