@@ -4,6 +4,7 @@
 import dagster as dg
 
 from assets.market import candles, regimes
+from nettrace_dagster.cron import every_minutes_cron
 from nettrace_dagster.partitions import symbol_partitions
 from nettrace_dagster.settings import load_settings
 
@@ -12,19 +13,8 @@ market_refresh = dg.define_asset_job(
     description="Fetch new candles for one symbol, check them, and relabel its regimes.")
 
 
-def every_minutes_cron(minutes: int) -> str:
-    """Cron for 'every N minutes' (N dividing 60) or whole hours (N a multiple of 60)."""
-    if minutes <= 0:
-        raise ValueError(f"NETTRACE_CANDLES_REFRESH_MINUTES must be positive, got {minutes}")
-    if minutes < 60 and 60 % minutes == 0:
-        return f"*/{minutes} * * * *"
-    if minutes % 60 == 0 and minutes <= 1440:
-        hours = minutes // 60
-        return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
-    raise ValueError(f"NETTRACE_CANDLES_REFRESH_MINUTES={minutes}: use a divisor of 60 or whole hours")
-
-
-@dg.schedule(cron_schedule=every_minutes_cron(load_settings().nettrace_candles_refresh_minutes),
+@dg.schedule(cron_schedule=every_minutes_cron(load_settings().nettrace_candles_refresh_minutes,
+                                             "NETTRACE_CANDLES_REFRESH_MINUTES"),
              job=market_refresh, default_status=dg.DefaultScheduleStatus.RUNNING)
 def market_refresh_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
     """One run per symbol each tick; the tick time in the run key makes retries idempotent."""

@@ -6,19 +6,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import yaml
+
+from nettrace_dagster.coordinator.quotas import RUN_TAG_LIMITS
 from nettrace_dagster.settings import Settings
 
 # Telemetry off; pools keep writers of one resource apart; the run queue bounds concurrency so a
-# laptop is not swamped by a backfill.
-DAGSTER_YAML = """\
-telemetry:
-  enabled: false
-concurrency:
-  pools:
-    default_limit: 1
-  runs:
-    max_concurrent_runs: 8
-"""
+# laptop is not swamped by a backfill, and enforces the coordinator's compute quotas for runs
+# (3 backtests, 5 paper trades; live is unlimited) by their `nettrace/compute` tag.
+INSTANCE_CONFIG = {
+    "telemetry": {"enabled": False},
+    "concurrency": {
+        "pools": {"default_limit": 1},
+        "runs": {"max_concurrent_runs": 8, "tag_concurrency_limits": RUN_TAG_LIMITS},
+    },
+}
 
 
 def prepare_home(settings: Settings) -> Path:
@@ -27,6 +29,6 @@ def prepare_home(settings: Settings) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     config = settings.dagster_home / "dagster.yaml"
     if not config.exists():
-        config.write_text(DAGSTER_YAML)
+        config.write_text(yaml.safe_dump(INSTANCE_CONFIG, sort_keys=False))
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     return settings.dagster_home

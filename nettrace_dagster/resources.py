@@ -84,4 +84,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                                  window=settings.nettrace_regime_window),
         "warehouse": WarehouseResource(lake_dir=lake, audit_dir=str(settings.audit_dir)),
     }
+    from nettrace_dagster.execution.resource import (
+        ExecutionResource,  # the execution layer (rules refused at load)
+    )
+
+    resources["execution"] = ExecutionResource.from_settings(settings)
     return resources

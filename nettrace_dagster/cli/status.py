@@ -1,0 +1,54 @@
+"""`nettrace status [--json]`: money, positions, rules, orders and the coordinator, from the ledger."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from nettrace_dagster.cli import UsageError, emit
+from nettrace_dagster.execution.broker import BrokerError
+from nettrace_dagster.execution.db import redact
+from nettrace_dagster.execution.resource import ExecutionResource
+from nettrace_dagster.settings import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="account, positions, capital rules, orders and coordinator state")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=handle)
+
+
+def execution_from_settings() -> ExecutionResource:
+    return ExecutionResource.from_settings(load_settings())
+
+
+def handle(args: argparse.Namespace) -> int:
+    execution = execution_from_settings()
+    try:
+        status = execution.status()
+    except BrokerError as exc:
+        raise UsageError(str(exc)) from None
+    status["coordinator"] = execution.coordinator().snapshot()
+    status["ledger"] = redact(execution.ledger_url)
+    emit(status, args.json, human(status))
+    return 0
+
+
+def human(st: dict[str, Any]) -> str:
+    r = st["rules"]
+    lines = [
+        f"{st['mode']} account {st['account']} ({st['broker']}), ledger {st['ledger']}",
+        f"  equity ${st['equity']:.2f}  cash ${st['cash']:.2f}  principal ${st['principal']:.2f}  "
+        f"peak ${r['peak_equity']:.2f}  drawdown {r['drawdown']:.1%}  day P&L ${r['daily_pnl']:+.2f}",
+        f"  HARDSTOP {'ON: ' + st['hardstop']['reason'] if st['hardstop']['on'] else 'off'}; entries "
+        + ("allowed" if r["entries_allowed"] else "blocked: " + "; ".join(r["blocked_by"])),
+        f"  free capital ${r['free_capital']:.2f} (reserve floor ${r['reserve_floor']:.2f}, locked profit "
+        f"${r['locked_profit']:.2f}, principal {'locked' if r['principal_locked'] else 'not locked'})",
+        f"  orders: {st['orders']['by_status'] or 'none'}; reservations: {st['reservations']['active']} "
+        f"(${st['reservations']['amount']:.2f})",
+    ]
+    lines += [f"  position {p['strategy']} {p['symbol']}: {p['qty']:.8g} @ {p['mark_price']:.6g} "
+              f"(unrealised ${p['unrealised_pnl']:+.2f})" for p in st["positions"]]
+    lines += [f"  strategy {s['strategy']}: {s['status']}, {s['trades']} trades, win rate {s['win_rate']:.0%}, "
+              f"net ${s['net_pnl']:+.2f}" for s in st["strategies"]]
+    return "\n".join(lines)

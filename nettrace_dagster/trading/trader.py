@@ -1,0 +1,153 @@
+"""One trading tick: reconcile, then every new bar's signals → intents → the execution engine.
+
+Per tick:
+1. `engine.reconcile()` repairs anything a crash or timeout left open (before any new order).
+2. Bars newer than the per-symbol cursor are traded in time order, at most `catch_up_bars` of
+   them (1 on live markets: a stale signal is never traded; more on the simulator, whose market
+   walks forward in bars rather than wall time). On each bar, exits go first (they are always
+   allowed and free capital), then entries; entries of *different* strategies competing on one
+   bar are ordered by the coordinator's Sharpe bandit, seeded by the bar, so a replay settles
+   the same way. The bar's timestamp is the intent key: one bar, one client order id. The cursor
+   is saved after every bar that produced intents, so a crash repeats at most that bar, and
+   repeating one bar is idempotent (its intents are keyed, and an entry and an exit of one
+   strategy never share a bar).
+3. The account is marked at the latest closes (equity curve, HARDSTOP latch, Rule 3 verdicts).
+Only one tick per account runs at a time (a coordinator lease); a second one returns at once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sqlalchemy import select
+
+from nettrace_dagster.coordinator.core import Coordinator
+from nettrace_dagster.execution.engine import ExecutionEngine
+from nettrace_dagster.execution.intents import Decision, Intent
+from nettrace_dagster.execution.models import Position
+from nettrace_dagster.execution.operations import MarkResult
+from nettrace_dagster.strategies import STRATEGIES, Signals, get_strategy
+from nettrace_dagster.trading.models import TraderCursor
+
+
+def active_strategies() -> list[tuple[str, dict[str, Any]]]:
+    """The strategies the trader runs, with their parameters. For now: every built-in strategy
+    with its default parameters (sleeves and the deployed release replace this later)."""
+    return [(name, dict(cls.default_params)) for name, cls in sorted(STRATEGIES.items())]
+
+
+@dataclass
+class TickReport:
+    ran: bool = True
+    reasons: list[str] = field(default_factory=list)
+    bars: int = 0
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    reconcile: dict[str, Any] = field(default_factory=dict)
+    mark: MarkResult | None = None
+
+    def counts(self) -> dict[str, int]:
+        c = Counter("rejected" if not d["approved"] else d["status"] for d in self.decisions)
+        return dict(c)
+
+
+class Trader:
+    def __init__(self, engine: ExecutionEngine, coordinator: Coordinator,
+                 strategies: list[tuple[str, dict[str, Any]]] | None = None, catch_up_bars: int = 1) -> None:
+        self.engine, self.coordinator = engine, coordinator
+        self.strategies = strategies if strategies is not None else active_strategies()
+        self.catch_up_bars = max(1, catch_up_bars)
+
+    def tick(self, candles: dict[str, pl.DataFrame]) -> TickReport:
+        lease = self.coordinator.begin("trading", f"trader:{self.engine.account}", ttl_s=600)
+        if lease.status != "running":
+            return TickReport(ran=False, reasons=list(lease.reasons))
+        try:
+            return self._tick(candles)
+        finally:
+            self.coordinator.end(lease.activity_id)  # type: ignore[arg-type]
+
+    def _tick(self, candles: dict[str, pl.DataFrame]) -> TickReport:
+        report = TickReport(reconcile=self.engine.reconcile().to_dict())
+        frames = {s: df for s, df in candles.items() if df.height}
+        signals = {(s, name): get_strategy(name).run(df, params)
+                   for s, df in frames.items() for name, params in self.strategies}
+        times = {s: df["timestamp"].dt.epoch("ms").to_numpy() for s, df in frames.items()}
+        closes = {s: df["close"].to_numpy() for s, df in frames.items()}
+        start = {s: self._first_bar(s, times[s]) for s in frames}
+        held = self._held()
+        timeline = sorted({int(t) for s in frames for t in times[s][start[s]:]})
+        for t in timeline:
+            bar = {s: int(np.searchsorted(times[s], t)) for s in frames}
+            bar = {s: i for s, i in bar.items() if i < len(times[s]) and times[s][i] == t}
+            exits, entries = self._intents(t, bar, signals, closes, held)
+            for intent in exits:
+                self._record(report, self.engine.submit(intent), intent, held)
+            for intent in self._settle(entries, t):
+                self._record(report, self.engine.submit(intent), intent, held)
+            if exits or entries:  # a crash can then only repeat this one bar, whose orders are keyed
+                self._advance({s: t for s in bar})
+            report.bars += 1
+        if timeline:
+            self._advance({s: int(times[s][-1]) for s in frames})
+        report.mark = self.engine.mark({s: float(closes[s][-1]) for s in frames})
+        return report
+
+    def _intents(self, t: int, bar: dict[str, int], signals: dict[tuple[str, str], Signals],
+                 closes: dict[str, np.ndarray], held: set[tuple[str, str]]) -> tuple[list[Intent], list[Intent]]:
+        key = datetime.fromtimestamp(t / 1000, UTC).strftime("%Y%m%dT%H%M%S")
+        exits, entries = [], []
+        for symbol, i in sorted(bar.items()):
+            price = float(closes[symbol][i])
+            for name, _ in self.strategies:
+                sig = signals[(symbol, name)]
+                if (name, symbol) in held and sig.exits[i]:
+                    exits.append(Intent(name, symbol, "exit", price, key, account=self.engine.account))
+                elif (name, symbol) not in held and sig.entries[i] and not sig.exits[i]:
+                    entries.append(Intent(name, symbol, "entry", price, key, float(sig.confidence[i]),
+                                          int(sig.confirmations[i]), account=self.engine.account))
+        return exits, entries
+
+    def _settle(self, entries: list[Intent], t: int) -> list[Intent]:
+        names = sorted({e.strategy for e in entries})
+        if len(names) < 2:
+            return entries
+        order = {name: k for k, name in enumerate(self.coordinator.settle(names, seed=f"bar:{t}"))}
+        return sorted(entries, key=lambda e: (order[e.strategy], e.symbol))
+
+    @staticmethod
+    def _record(report: TickReport, d: Decision, intent: Intent, held: set[tuple[str, str]]) -> None:
+        if d.duplicate:
+            return  # already acted on in an earlier (or interrupted) tick
+        if d.kind == "entry" and d.filled_qty > 0:
+            held.add((intent.strategy, intent.symbol))
+        elif d.kind == "exit" and d.status == "filled":
+            held.discard((intent.strategy, intent.symbol))
+        report.decisions.append({"strategy": intent.strategy, "symbol": intent.symbol, "kind": d.kind,
+                                 "key": intent.key, "approved": d.approved, "status": d.status,
+                                 "qty": d.filled_qty, "price": d.avg_price, "reasons": list(d.reasons)})
+
+    def _first_bar(self, symbol: str, times: np.ndarray) -> int:
+        """Index of the first bar to trade: after the cursor, and within the catch-up window."""
+        with self.engine.ledger.read() as s:
+            cursor = s.get(TraderCursor, (self.engine.account, symbol))
+        after = int(np.searchsorted(times, cursor.last_bar_ms, side="right")) if cursor else 0
+        return max(after, len(times) - self.catch_up_bars)
+
+    def _advance(self, last: dict[str, int]) -> None:
+        with self.engine.ledger.tx() as s:
+            for symbol, ms in last.items():
+                cur = s.get(TraderCursor, (self.engine.account, symbol))
+                if cur is None:
+                    s.add(TraderCursor(account=self.engine.account, symbol=symbol, last_bar_ms=ms))
+                else:
+                    cur.last_bar_ms = max(cur.last_bar_ms, ms)
+
+    def _held(self) -> set[tuple[str, str]]:
+        with self.engine.ledger.read() as s:
+            return {(p.strategy, p.symbol) for p in s.scalars(
+                select(Position).where(Position.account == self.engine.account, Position.qty > 0))}
