@@ -6,6 +6,8 @@ package is loaded whole, so a new module's definitions appear here without editi
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 import assets
@@ -13,6 +15,9 @@ import jobs
 import sensors
 from nettrace_dagster.resources import build_resources
 from nettrace_dagster.settings import load_settings
+
+# Package loading is a Dagster "preview" API; its warning would greet every CLI call and UI load.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 defs = dg.Definitions.merge(
     dg.load_definitions_from_package_module(assets),

@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from nettrace_dagster.cli import emit
-from nettrace_dagster.demo import format_report, run_demo
 from nettrace_dagster.settings import load_settings
 
 
@@ -17,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from nettrace_dagster.demo import format_report, run_demo  # loads Dagster: only for this command
+
     settings = load_settings()
     progress = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     report = run_demo(settings, progress=progress)

@@ -10,7 +10,6 @@ import argparse
 
 from nettrace_dagster.cli import UsageError, emit
 from nettrace_dagster.cli.status import execution_from_settings
-from nettrace_dagster.execution.broker import BrokerError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from nettrace_dagster.execution.broker import BrokerError  # heavy: only when this command runs
+
     if args.reset_peak and args.state == "on":
         raise UsageError("--reset-peak only goes with 'off'")
     try:

@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 
 from nettrace_dagster.cli import UsageError, emit
-from nettrace_dagster.instance import prepare_home
-from nettrace_dagster.market.importer import import_candles
-from nettrace_dagster.market.lake import Lake
 from nettrace_dagster.settings import load_settings
-from nettrace_dagster.warehouse import Warehouse
+
+# The handlers import their domain modules themselves: every `nettrace` call loads every command
+# module, and the lake and instance modules pull in Dagster.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle_import(args: argparse.Namespace) -> int:
+    from nettrace_dagster.market.importer import import_candles
+    from nettrace_dagster.market.lake import Lake
+
     settings = load_settings()
     result = import_candles(args.file, args.symbol, Lake(settings.lake_dir))
     emit(result.__dict__, args.json,
@@ -40,6 +42,8 @@ def handle_import(args: argparse.Namespace) -> int:
 
 
 def handle_sql(args: argparse.Namespace) -> int:
+    from nettrace_dagster.warehouse import Warehouse
+
     settings = load_settings()
     try:
         df = Warehouse(settings.lake_dir, settings.audit_dir).query(args.query)
@@ -50,6 +54,8 @@ def handle_sql(args: argparse.Namespace) -> int:
 
 
 def handle_init(args: argparse.Namespace) -> int:
+    from nettrace_dagster.instance import prepare_home
+
     home = prepare_home(load_settings())
     emit({"dagster_home": str(home)}, args.json, f"DAGSTER_HOME={home}")
     return 0

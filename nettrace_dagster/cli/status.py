@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nettrace_dagster.cli import UsageError, emit
-from nettrace_dagster.execution.broker import BrokerError
-from nettrace_dagster.execution.db import redact
-from nettrace_dagster.execution.resource import ExecutionResource
 from nettrace_dagster.settings import load_settings
+
+if TYPE_CHECKING:
+    from nettrace_dagster.execution.resource import ExecutionResource
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,10 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def execution_from_settings() -> ExecutionResource:
+    # Imported here, not at the top: every `nettrace` call loads every command module.
+    from nettrace_dagster.execution.resource import ExecutionResource
+
     return ExecutionResource.from_settings(load_settings())
 
 
 def handle(args: argparse.Namespace) -> int:
+    from nettrace_dagster.execution.broker import BrokerError
+    from nettrace_dagster.execution.db import redact
+
     execution = execution_from_settings()
     try:
         status = execution.status()
