@@ -17,11 +17,10 @@ from nettrace_dagster.coordinator.api_budget import PER_HOUR, PER_MINUTE, ApiBud
 from nettrace_dagster.coordinator.log import AuditSink
 from nettrace_dagster.coordinator.reservations import (
     ReservationResult,
-    close_reservation,
-    expire_stale,
+    release_in,
     reserve_in,
 )
-from nettrace_dagster.coordinator.sql import RawSqlite
+from nettrace_dagster.coordinator.sql import CoreSql, RawSqlite
 from nettrace_dagster.execution.accounting import ensure_account, hardstop_flag
 from nettrace_dagster.execution.db import Ledger, serialize
 from nettrace_dagster.execution.models import ClosedTrade
@@ -58,9 +57,12 @@ class Coordinator:
 
     def release(self, reservation_id: int, consumed: bool = False) -> bool:
         status = "consumed" if consumed else "released"
-        with self.ledger.tx(durable=False) as s:
-            done = close_reservation(s, reservation_id, status) is not None
-            expire_stale(s, self.account, self.clock())  # housekeeping (expired rows already don't count)
+        if self.ledger.is_sqlite:  # the same hot path as reserve: the lock is held for less
+            with self.ledger.raw_sqlite_lease() as dbapi:
+                done = release_in(RawSqlite(dbapi), self.account, reservation_id, status, self.clock())
+        else:
+            with self.ledger.conn(durable=False) as conn:
+                done = release_in(CoreSql(conn), self.account, reservation_id, status, self.clock())
         self.audit.record("reservation_" + status, reservation_id=reservation_id, applied=done)
         return done
 

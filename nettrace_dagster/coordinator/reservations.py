@@ -35,14 +35,6 @@ class ReservationResult:
     free: float = 0.0  # free capital for this priority before the grant
 
 
-def expire_stale(s: Session, account: str, now: float) -> int:
-    """Mark reservations past their TTL as expired (they already stopped counting)."""
-    result = s.execute(update(Reservation).where(
-        Reservation.account == account, Reservation.status == "active",
-        Reservation.expires_at.is_not(None), Reservation.expires_at <= now).values(status="expired"))
-    return int(result.rowcount or 0)
-
-
 # Statements built once: constructing SQLAlchemy expressions costs more than running them, and the
 # whole account is read in one round trip.
 _HELD = (Reservation.account == bindparam("a")) & (Reservation.status == "active") & or_(
@@ -126,6 +118,21 @@ def reserve_in(s: Session | Connection | Sql, rules: Rules, account: str, owner:
     if preempted:
         why += f", preempting lower-priority reservation(s) {preempted}"
     return ReservationResult(True, kind, amount, (why,), res_id, tuple(preempted), free_for_me)
+
+
+_CLOSE = update(Reservation).where(Reservation.id == bindparam("rid"), Reservation.status == "active").values(
+    status=bindparam("st"))
+_EXPIRE = update(Reservation).where(
+    Reservation.account == bindparam("a"), Reservation.status == "active", Reservation.expires_at.is_not(None),
+    Reservation.expires_at <= bindparam("now")).values(status="expired")
+
+
+def release_in(sql: Sql, account: str, reservation_id: int, status: str, now: float) -> bool:
+    """Release (or mark consumed) one active reservation and expire stale ones; False if it was
+    not active. Two statements, no ORM: releases hold the same lock reservations wait for."""
+    done = sql.run(_CLOSE, {"rid": reservation_id, "st": status}) > 0
+    sql.run(_EXPIRE, {"a": account, "now": now})
+    return done
 
 
 def close_reservation(s: Session, reservation_id: int, status: str = "released") -> Reservation | None:
