@@ -7,6 +7,8 @@ import dagster as dg
 import polars as pl
 
 from nettrace_dagster.charts import markdown_table, price_with_regimes
+from nettrace_dagster.coordinator.api_budget import ApiBudgetExhausted
+from nettrace_dagster.execution.resource import ExecutionResource
 from nettrace_dagster.market.quality import CHECK_NAMES, inspect_candles
 from nettrace_dagster.market.schema import (
     CandleError,
@@ -24,7 +26,8 @@ CANDLE_CHECKS = [dg.AssetCheckSpec(name, asset="candles", blocking=True) for nam
 
 @dg.asset(partitions_def=symbol_partitions, check_specs=CANDLE_CHECKS, group_name="market",
           kinds={"polars", "parquet"})
-def candles(context: dg.AssetExecutionContext, market: MarketDataResource) -> Iterator:
+def candles(context: dg.AssetExecutionContext, market: MarketDataResource,
+            execution: ExecutionResource) -> Iterator:
     """OHLCV bars per symbol from the configured source (sim, ccxt or file).
 
     Incremental: only bars newer than the last stored one are fetched and appended; a bar
@@ -34,9 +37,11 @@ def candles(context: dg.AssetExecutionContext, market: MarketDataResource) -> It
     symbol = context.partition_key
     stored = market.lake.read_candles(symbol) if market.lake.exists("candles", symbol) else None
     since = stored["timestamp"].max() if stored is not None and stored.height else None
+    # Exchange requests count against the one API budget every process shares (the coordinator).
+    budget = (lambda exchange: execution.coordinator().api_call(exchange)) if market.source == "ccxt" else None
     try:
-        new = market.client(progress=context.log.info).fetch(symbol, since)
-    except (CandleError, MarketDataError) as exc:
+        new = market.client(progress=context.log.info, api_budget=budget).fetch(symbol, since)
+    except (CandleError, MarketDataError, ApiBudgetExhausted) as exc:
         raise dg.Failure(description=f"{symbol}: {exc}") from None
     df = merge_candles(stored, new)
     timeframe_s = (infer_timeframe_seconds(df) or 60) if market.source == "file" else timeframe_seconds(market.timeframe)

@@ -34,12 +34,12 @@ class MarketDataResource(dg.ConfigurableResource):
     gap_tolerance: float = 0.01
     ccxt_base_url: str | None = None  # tests point ccxt at a loopback fake exchange
 
-    def client(self, progress=None) -> CandleSource:
+    def client(self, progress=None, api_budget=None) -> CandleSource:
         return make_source(self.source, timeframe=self.timeframe, sim_seed=self.sim_seed,
                            sim_bars=self.sim_bars, import_dir=Path(self.import_dir),
                            ccxt_exchange=self.ccxt_exchange, ccxt_history_days=self.ccxt_history_days,
                            ccxt_max_retries=self.ccxt_max_retries, ccxt_base_url=self.ccxt_base_url,
-                           progress=progress)
+                           progress=progress, api_budget=api_budget)
 
     @property
     def lake(self) -> Lake:

@@ -116,6 +116,8 @@ def test_candles_from_a_loopback_exchange_through_ccxt(settings: Settings) -> No
         rows = first.asset_materializations_for_node("candles")[0].metadata["rows"].value
         assert 1430 <= rows <= 1441  # a day of closed 1-minute bars, over two pages
         assert all(e.passed for e in first.get_asset_check_evaluations())
+        budget = res["execution"].coordinator().snapshot()["api_calls"]["binance"]
+        assert budget["minute"] >= 2  # every page counted against the shared exchange budget
         fake.fail_next("/api/v3/klines", status=429)  # retried, not fatal
         again = dg.materialize([candles], partition_key="ETH-USDT", resources=res)
         new_rows = again.asset_materializations_for_node("candles")[0].metadata["new_rows"].value

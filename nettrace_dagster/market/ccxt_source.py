@@ -125,6 +125,7 @@ class CcxtSource:
         now: Callable[[], datetime] | None = None,
         progress: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        api_budget: Callable[[str], object] | None = None,
     ) -> None:
         if max_retries < 1:
             raise MarketDataError(f"max_retries must be at least 1, got {max_retries}")
@@ -141,6 +142,9 @@ class CcxtSource:
         self._now = now or _utc_now
         self._progress = progress or log.info
         self._sleep = sleep
+        # The coordinator's exchange-wide budget (600/min, 30,000/h across every process): it
+        # waits for room, or raises when none comes in time.
+        self._api_budget = api_budget
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> CcxtSource:
@@ -200,6 +204,8 @@ class CcxtSource:
         """Call ccxt, retrying transient errors with exponential backoff, failing in one line."""
         for attempt in range(1, self.max_retries + 1):
             try:
+                if self._api_budget is not None:
+                    self._api_budget(self.exchange_id)
                 return fn(*args, **kwargs)
             except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
                 if attempt == self.max_retries:

@@ -24,7 +24,7 @@ class CandleSource(Protocol):
 def make_source(kind: str, *, timeframe: str = "1m", sim_seed: int = 7, sim_bars: int = 10_080,
                 import_dir: Path = Path("import"), ccxt_exchange: str = "binance",
                 ccxt_history_days: int = 7, ccxt_max_retries: int = 5, ccxt_base_url: str | None = None,
-                progress=None) -> CandleSource:
+                progress=None, api_budget=None) -> CandleSource:
     if kind == "sim":
         return SimSource(seed=sim_seed, bars=sim_bars, timeframe_s=timeframe_seconds(timeframe))
     if kind == "file":
@@ -34,7 +34,8 @@ def make_source(kind: str, *, timeframe: str = "1m", sim_seed: int = 7, sim_bars
 
         exchange = make_exchange(ccxt_exchange, base_url=ccxt_base_url) if ccxt_base_url else None
         return CcxtSource(ccxt_exchange, timeframe=timeframe, history_days=ccxt_history_days,
-                          max_retries=ccxt_max_retries, exchange=exchange, progress=progress)
+                          max_retries=ccxt_max_retries, exchange=exchange, progress=progress,
+                          api_budget=api_budget)
     raise ValueError(f"unknown market source {kind!r}; expected one of {', '.join(SOURCES)}")
 
 
