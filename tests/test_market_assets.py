@@ -28,7 +28,7 @@ class ScriptedSource:
 class ScriptedMarket(MarketDataResource):
     frame_path: str
 
-    def client(self, progress=None) -> ScriptedSource:
+    def client(self, progress=None, api_budget=None) -> ScriptedSource:
         return ScriptedSource(pl.read_parquet(self.frame_path))
 
 
