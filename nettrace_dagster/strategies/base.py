@@ -12,6 +12,7 @@ entry signal at bar i; on bars without an entry they are 0.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
@@ -54,7 +55,7 @@ class Signals(NamedTuple):
         return Signals(**arrays)
 
 
-class Strategy:
+class Strategy(ABC):
     """Base class of every strategy (built-in, templated or generated).
 
     Subclasses set `name`, `default_params` (every parameter with its default), optionally
@@ -66,8 +67,9 @@ class Strategy:
     default_params: ClassVar[dict[str, Any]] = {}
     param_space: ClassVar[dict[str, tuple[str, float, float]]] = {}
 
-    def signals(self, candles: pl.DataFrame, params: dict[str, Any]) -> Signals:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def signals(self, candles: pl.DataFrame, params: dict[str, Any]) -> Signals:
+        """Per-bar entries, exits, confidence and confirmations for `candles` under `params`."""
 
     def resolve_params(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Defaults overlaid with `params`; ValueError on a name the strategy does not take."""
