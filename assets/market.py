@@ -25,14 +25,15 @@ CANDLE_CHECKS = [dg.AssetCheckSpec(name, asset="candles", blocking=True) for nam
 
 
 @dg.asset(partitions_def=symbol_partitions, check_specs=CANDLE_CHECKS, group_name="market",
-          kinds={"polars", "parquet"})
+          kinds={"polars", "parquet"}, output_required=False)
 def candles(context: dg.AssetExecutionContext, market: MarketDataResource,
             execution: ExecutionResource) -> Iterator:
     """OHLCV bars per symbol from the configured source (sim, ccxt or file).
 
     Incremental: only bars newer than the last stored one are fetched and appended; a bar
     already stored is final, so re-materializing never duplicates a bar. Blocking checks
-    (sorted/unique, gaps, OHLC sanity, NaN) stop everything downstream when the data is bad.
+    (sorted/unique, gaps, OHLC sanity, NaN) stop everything downstream when the data is bad;
+    bad data is then not stored but quarantined (lake/_quarantine/), so the good history stays.
     """
     symbol = context.partition_key
     stored = market.lake.read_candles(symbol) if market.lake.exists("candles", symbol) else None
@@ -59,8 +60,13 @@ def candles(context: dg.AssetExecutionContext, market: MarketDataResource,
         title = f"{symbol} close" + (" (true regimes shaded)" if shading is not None else "")
         metadata["chart"] = price_with_regimes(df["timestamp"].to_list(), df["close"].to_numpy(),
                                                shading.to_list() if shading is not None else None, title)
-    yield dg.Output(df, metadata=metadata)
-    for outcome in inspect_candles(df, timeframe_s, market.gap_tolerance):
+    outcomes = inspect_candles(df, timeframe_s, market.gap_tolerance)
+    if all(o.passed for o in outcomes):
+        yield dg.Output(df, metadata=metadata)
+    else:
+        kept = market.lake.quarantine("candles", symbol, new)
+        context.log.error(f"{symbol}: {new.height} fetched bar(s) failed the checks; not stored, kept at {kept}")
+    for outcome in outcomes:
         yield dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed,
                                   severity=dg.AssetCheckSeverity.ERROR, description=outcome.description,
                                   metadata=outcome.metadata)

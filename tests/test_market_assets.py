@@ -81,6 +81,10 @@ def test_bad_candles_block_regimes_in_the_same_run(settings: Settings, tmp_path:
     assert evaluations[check].description
     assert result.asset_materializations_for_node("regimes") == []  # blocked downstream
     assert not any(e.step_key == "regimes" and e.is_step_success for e in result.all_events)
+    assert result.asset_materializations_for_node("candles") == []  # bad bars are not stored ...
+    assert not Lake(settings.lake_dir).exists("candles", "BTC-USDT")
+    quarantined = list((settings.lake_dir / "_quarantine" / "candles").glob("BTC-USDT-*.parquet"))
+    assert len(quarantined) == 1 and pl.read_parquet(quarantined[0]).height > 0  # ... nor lost
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "blocking asset check failed" in failure.step_failure_data.error.message
 
@@ -130,3 +134,21 @@ def test_candles_from_a_loopback_exchange_through_ccxt(settings: Settings) -> No
     stored = lake.read_candles("ETH-USDT")
     assert stored.height == rows + new_rows and stored["timestamp"].is_unique().all()
     assert not lake.exists("candles", "SOL-USDT")
+
+
+def test_bad_new_bars_leave_the_stored_history_untouched(settings: Settings, tmp_path: Path) -> None:
+    good = simulate("BTC-USDT", 600, 7)
+    frame_path = tmp_path / "frame.parquet"
+    good.head(400).write_parquet(frame_path)
+    market = ScriptedMarket(source="sim", lake_dir=str(settings.lake_dir), frame_path=str(frame_path))
+    assert dg.materialize([candles], partition_key="BTC-USDT", resources=resources(settings, market=market)).success
+    stored_path = Lake(settings.lake_dir).path("candles", "BTC-USDT")
+    before = stored_path.read_bytes()
+    bad_tail = good.with_columns(pl.when(pl.int_range(pl.len()) == 500).then(float("nan"))
+                                 .otherwise(pl.col("close")).alias("close"))
+    bad_tail.write_parquet(frame_path)
+    result = dg.materialize([candles, regimes], partition_key="BTC-USDT",
+                            resources=resources(settings, market=market), raise_on_error=False)
+    assert not result.success
+    assert stored_path.read_bytes() == before
+    assert not {e.check_name: e for e in result.get_asset_check_evaluations()}["no_nan"].passed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,13 @@ class Lake:
 
     def read_candles(self, symbol: str) -> pl.DataFrame:
         return self.read("candles", symbol)
+
+    def quarantine(self, asset: str, partition: str, df: pl.DataFrame) -> Path:
+        """Keep rejected data for inspection, out of the lake's views (folders starting with _)."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = self.root / "_quarantine" / asset / f"{partition}-{stamp}.parquet"
+        write_parquet_atomic(df, path)
+        return path
 
     def partitions(self, asset: str) -> list[str]:
         folder = self.root / asset
