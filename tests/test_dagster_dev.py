@@ -42,7 +42,7 @@ def test_ui_loads_the_asset_graph(home: Path) -> None:
                 if entries and entries[0]["locationOrLoadError"] and data["assetNodes"]:
                     break
             except (httpx.HTTPError, KeyError, TypeError, ValueError):
-                pass
+                pass  # not serving yet, or the location is still loading: poll again
             time.sleep(1)
         assert data is not None, "dagster dev did not answer within 90 s"
         location = data["workspaceOrError"]["locationEntries"][0]
