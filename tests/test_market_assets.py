@@ -152,3 +152,43 @@ def test_bad_new_bars_leave_the_stored_history_untouched(settings: Settings, tmp
     assert not result.success
     assert stored_path.read_bytes() == before
     assert not {e.check_name: e for e in result.get_asset_check_evaluations()}["no_nan"].passed
+
+
+def _with_nan_and_broken_bar() -> pl.DataFrame:
+    """Close is NaN at row 8; row 43 has high below its open and close (an OHLC violation)."""
+    row = pl.int_range(pl.len())
+    return simulate("BTC-USDT", 500, 7).with_columns(
+        pl.when(row == 7).then(float("nan")).otherwise(pl.col("close")).alias("close"),
+        pl.when(row == 42).then(pl.col("low") * 0.99).otherwise(pl.col("high")).alias("high"))
+
+
+def test_nan_rows_do_not_stop_the_ohlc_check_from_judging_the_rest() -> None:
+    outcomes = {o.name: o for o in inspect_candles(_with_nan_and_broken_bar(), 60, 0.01)}
+    assert not outcomes["no_nan"].passed and "row 8 " in outcomes["no_nan"].description
+    assert not outcomes["ohlc_sane"].passed and "row 43 " in outcomes["ohlc_sane"].description
+    assert outcomes["sorted_unique"].passed and outcomes["gaps"].passed
+
+
+def test_ohlc_check_judges_the_finite_rows_and_says_how_many_it_left_out() -> None:
+    only_nan = simulate("BTC-USDT", 500, 7).with_columns(
+        pl.when(pl.int_range(pl.len()) == 7).then(float("nan")).otherwise(pl.col("high")).alias("high"))
+    outcomes = {o.name: o for o in inspect_candles(only_nan, 60, 0.01)}
+    assert not outcomes["no_nan"].passed
+    assert outcomes["ohlc_sane"].passed and "499 bar(s)" in outcomes["ohlc_sane"].description
+    assert outcomes["ohlc_sane"].metadata["bars_not_judged"] == 1
+    # with no finite bar there is nothing to judge: that is not a pass
+    all_nan = only_nan.with_columns(pl.lit(float("nan")).alias("open"))
+    outcomes = {o.name: o for o in inspect_candles(all_nan, 60, 0.01)}
+    assert not outcomes["ohlc_sane"].passed and not outcomes["no_nan"].passed
+
+
+def test_a_batch_with_nan_and_a_broken_bar_fails_both_checks_in_a_run(settings: Settings, tmp_path: Path) -> None:
+    frame_path = tmp_path / "frame.parquet"
+    _with_nan_and_broken_bar().write_parquet(frame_path)
+    market = ScriptedMarket(source="sim", lake_dir=str(settings.lake_dir), frame_path=str(frame_path))
+    result = dg.materialize([candles], partition_key="BTC-USDT", resources=resources(settings, market=market),
+                            raise_on_error=False)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {"sorted_unique", "gaps", "ohlc_sane", "no_nan"}
+    assert not evaluations["no_nan"].passed and not evaluations["ohlc_sane"].passed
+    assert evaluations["sorted_unique"].passed and evaluations["gaps"].passed

@@ -106,26 +106,50 @@ def ordering_problems(df: pl.DataFrame) -> list[str]:
     return problems
 
 
-def value_problems(df: pl.DataFrame) -> list[str]:
+def finite_rows(df: pl.DataFrame) -> pl.Series:
+    """True where every OHLCV value is a number (not NaN, null or infinite)."""
+    ok = pl.Series("finite", [True] * df.height, dtype=pl.Boolean())
+    for col in OHLCV:
+        ok = ok & df[col].is_finite().fill_null(False)
+    return ok
+
+
+def nan_problems(df: pl.DataFrame) -> list[str]:
+    """NaN, null or infinite OHLCV values, one line per column."""
     problems: list[str] = []
     for col in OHLCV:
-        s = df[col]
-        bad = s.is_null() | s.is_nan() | s.is_infinite()
+        bad = ~df[col].is_finite().fill_null(False)
         if bad.any():
             problems.append(f"{int(bad.sum())} NaN/null/inf value(s) in {col}, first at {_first(df, bad)}")
-    if problems:
-        return problems
-    nonpos = (df["open"] <= 0) | (df["high"] <= 0) | (df["low"] <= 0) | (df["close"] <= 0)
+    return problems
+
+
+def price_problems(df: pl.DataFrame) -> list[str]:
+    """Positive prices, non-negative volume and low <= open,close <= high, judged on the rows whose
+    values are all finite: a NaN row cannot be compared, and is `nan_problems`' to report — judging
+    the rest means one bad value does not hide a broken bar elsewhere. With no finite row at all
+    there is nothing to judge, which is reported as a problem rather than passed."""
+    judged = finite_rows(df)
+    if df.height and not judged.any():
+        return ["no bar with finite values to judge"]
+    problems: list[str] = []
+    nonpos = judged & ((df["open"] <= 0) | (df["high"] <= 0) | (df["low"] <= 0) | (df["close"] <= 0))
     if nonpos.any():
         problems.append(f"{int(nonpos.sum())} bar(s) with non-positive price, first at {_first(df, nonpos)}")
-    if (df["volume"] < 0).any():
-        problems.append(f"negative volume at {_first(df, df['volume'] < 0)}")
+    negative_volume = judged & (df["volume"] < 0)
+    if negative_volume.any():
+        problems.append(f"negative volume at {_first(df, negative_volume)}")
     low_bad = (df["low"] > df["open"]) | (df["low"] > df["close"])
     high_bad = (df["high"] < df["open"]) | (df["high"] < df["close"])
-    insane = low_bad | high_bad
+    insane = judged & (low_bad | high_bad)
     if insane.any():
         problems.append(f"{int(insane.sum())} bar(s) break low <= open,close <= high, first at {_first(df, insane)}")
     return problems
+
+
+def value_problems(df: pl.DataFrame) -> list[str]:
+    """Every value problem: non-finite values first, then price sanity of the finite rows."""
+    return nan_problems(df) + price_problems(df)
 
 
 def candle_problems(df: pl.DataFrame) -> list[str]:
