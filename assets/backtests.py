@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
+from assets.inputs import SymbolFrames, by_symbol, every_symbol
 from assets.market import candles as candles_asset
 from assets.market import regimes as regimes_asset
 from nettrace_dagster.backtest.by_regime import ALL, backtest_symbols
@@ -13,14 +14,14 @@ from nettrace_dagster.charts import markdown_table, png_markdown
 MAX_POINTS = 2_000
 
 
-@dg.asset(ins={"candles": dg.AssetIn(key=candles_asset.key, partition_mapping=dg.AllPartitionMapping()),
-               "regimes": dg.AssetIn(key=regimes_asset.key, partition_mapping=dg.AllPartitionMapping())},
+@dg.asset(ins={"candles": every_symbol(candles_asset), "regimes": every_symbol(regimes_asset)},
           group_name="backtest", kinds={"polars", "numba"})
-def backtests(context: dg.AssetExecutionContext, candles: dict[str, pl.DataFrame],
-              regimes: dict[str, pl.DataFrame]) -> dg.Output[pl.DataFrame]:
+def backtests(context: dg.AssetExecutionContext, candles: SymbolFrames,
+              regimes: SymbolFrames) -> dg.Output[pl.DataFrame]:
     """Every strategy with its production parameters (defaults until optimized parameters exist)
     backtested on every symbol, one run each; returns, Sharpe, drawdown, win rate and exposure
     reported for all bars and per regime (BULL / BEAR / SIDEWAYS) from the bars' regime labels."""
+    candles, regimes = by_symbol(context, "candles", candles), by_symbol(context, "regimes", regimes)
     report, results = backtest_symbols(candles, regimes)
     overall = report.filter(pl.col("regime") == ALL)
     metadata: dict[str, object] = {"rows": report.height, "table": markdown_table(report.drop("params").to_dicts())}

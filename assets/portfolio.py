@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from assets.inputs import SymbolFrames, by_symbol, every_symbol
 from assets.market import candles as candles_asset
 from nettrace_dagster.charts import line_chart, markdown_table
 from nettrace_dagster.execution.resource import ExecutionResource
@@ -10,14 +11,14 @@ from nettrace_dagster.trading.portfolio import equity_curve, summary_line
 from nettrace_dagster.trading.trader import Trader
 
 
-@dg.asset(ins={"candles": dg.AssetIn(key=candles_asset.key, partition_mapping=dg.AllPartitionMapping())},
+@dg.asset(ins={"candles": every_symbol(candles_asset)},
           group_name="trading", kinds={"polars", "parquet"})
-def portfolio(context: dg.AssetExecutionContext, execution: ExecutionResource, candles) -> dg.Output[pl.DataFrame]:
+def portfolio(context: dg.AssetExecutionContext, execution: ExecutionResource,
+              candles: SymbolFrames) -> dg.Output[pl.DataFrame]:
     """One trading tick — reconcile open orders, the active strategies' signals on the latest
     candles → intents → the execution layer (rules, ledger, broker) → fills — then the account:
     equity curve, positions, daily P&L and where it stands against the capital rules."""
-    if isinstance(candles, pl.DataFrame):  # the IO manager hands over one frame when there is one symbol
-        candles = {context.asset_partition_keys_for_input("candles")[0]: candles}
+    candles = by_symbol(context, "candles", candles)
     engine = execution.engine()
     report = Trader(engine, execution.coordinator(), catch_up_bars=execution.catch_up_bars).tick(candles)
     if not report.ran:

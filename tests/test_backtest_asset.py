@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -64,3 +70,39 @@ def test_materialize_backtests(settings: Settings) -> None:
     n_symbols = len(symbol_partitions.get_partition_keys())
     assert report.filter(pl.col("regime") == ALL).height == 3 * n_symbols
     assert set(report["regime"]) <= {ALL, "BULL", "BEAR", "SIDEWAYS", "UNKNOWN"}
+
+
+ONE_SYMBOL = r"""
+import json
+import dagster as dg
+from assets.backtests import backtests
+from assets.market import candles, regimes
+from assets.portfolio import portfolio
+from nettrace_dagster.partitions import symbol_partitions
+from nettrace_dagster.resources import MarketDataResource, build_resources
+from nettrace_dagster.settings import load_settings
+
+settings = load_settings()
+res = {**build_resources(settings),
+       "market": MarketDataResource(source="sim", lake_dir=str(settings.lake_dir), sim_bars=2000)}
+assert symbol_partitions.get_partition_keys() == ["BTC-USDT"]
+assert dg.materialize([candles, regimes], partition_key="BTC-USDT", resources=res).success
+result = dg.materialize([candles, regimes, backtests, portfolio], selection=[backtests, portfolio], resources=res,
+                        raise_on_error=False)
+failures = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
+report = result.output_for_node("backtests") if result.success else None
+print(json.dumps({"success": result.success, "failures": failures,
+                  "symbols": sorted(set(report["symbol"])) if report is not None else [],
+                  "portfolio": len(result.asset_materializations_for_node("portfolio"))}))
+"""
+
+
+def test_backtests_and_portfolio_with_one_symbol(home: Path) -> None:
+    # The symbol partitions are fixed at import, so one symbol needs its own process.
+    env = {**os.environ, "NETTRACE_SYMBOLS": "BTC-USDT"}
+    proc = subprocess.run([sys.executable, "-c", ONE_SYMBOL], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["success"], out["failures"]
+    assert out["symbols"] == ["BTC-USDT"] and out["portfolio"] == 1
