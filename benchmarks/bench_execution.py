@@ -34,6 +34,7 @@ from nettrace_dagster.execution.db import Ledger  # noqa: E402
 from nettrace_dagster.execution.decide import decide  # noqa: E402
 from nettrace_dagster.execution.intents import Intent  # noqa: E402
 from nettrace_dagster.rules import AccountSnapshot, Rules, StrategyRecord  # noqa: E402
+from tests.pg import PostgresUnavailable, scratch_database  # noqa: E402
 
 WORKER = r"""
 import json, sys, time
@@ -115,18 +116,6 @@ def bench_reserve_processes(url: str, tmp: Path, procs: int, n: int, pace_s: flo
     return stats(ns)
 
 
-def postgres_url() -> tuple[str, object] | None:
-    try:
-        import psycopg
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=root dbname=test connect_timeout=3", autocommit=True)
-    except Exception:  # noqa: BLE001 - any failure means "not available"
-        return None
-    schema = f"nt_bench_{os.getpid()}"
-    admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    admin.execute(f"CREATE SCHEMA {schema}")
-    return f"postgresql://root@127.0.0.1:5432/test?options=-csearch_path%3D{schema}", (admin, schema)
-
-
 def run(quick: bool, pg: bool) -> list[tuple[str, dict[str, float]]]:
     n_dec, n_res = (20_000, 300) if quick else (200_000, 2_000)
     rows = [("rule-gate decision (in-process)", bench_decision(n_dec))]
@@ -141,18 +130,15 @@ def run(quick: bool, pg: bool) -> list[tuple[str, dict[str, float]]]:
         rows.append(("reservation, SQLite, 4 processes, flat out (saturated)",
                      bench_reserve_processes(url, tmp, 4, n_res // 2, 0.0)))
         if pg:
-            found = postgres_url()
-            if found is None:
-                print("PostgreSQL not answering on 127.0.0.1:5432: skipped", file=sys.stderr)
-            else:
-                pg_url, (admin, schema) = found
-                try:
+            try:
+                # the tests' scratch database (PGUSER, else postgres, else root), dropped afterwards
+                with scratch_database("nettrace_bench") as db:
                     rows.append(("reservation, PostgreSQL, 1 process",
-                                 bench_reserve_in_process(pg_url, str(tmp / "a2"), n_res)))
+                                 bench_reserve_in_process(db.url(), str(tmp / "a2"), n_res)))
                     rows.append(("reservation, PostgreSQL, 4 processes, each every ~10 ms",
-                                 bench_reserve_processes(pg_url, tmp, 4, n_res // 2, 0.010)))
-                finally:
-                    admin.execute(f"DROP SCHEMA {schema} CASCADE")
+                                 bench_reserve_processes(db.url(), tmp, 4, n_res // 2, 0.010)))
+            except PostgresUnavailable as exc:
+                print(f"{exc}: PostgreSQL rows skipped", file=sys.stderr)
     return rows
 
 

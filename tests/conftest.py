@@ -8,6 +8,9 @@ import pytest
 
 from nettrace_dagster.settings import Settings, load_settings
 
+# PostgreSQL fixtures (pg_database, pg_url) and what counts as a passing run (no skips in CI).
+pytest_plugins = ("tests.pg", "tests.ci")
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

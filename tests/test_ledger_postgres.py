@@ -1,11 +1,11 @@
 """The ledger on PostgreSQL (the scale-out path): the same engine and coordinator, row locks instead
-of SQLite's write lock. Uses 127.0.0.1:5432 when it answers; skipped, with the reason, when not."""
+of SQLite's write lock. Each test gets a fresh schema in the session's scratch database on
+127.0.0.1:5432 (`pg_url`, tests/pg.py): skipped with the reason when PostgreSQL is absent, a
+failure in CI."""
 
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,24 +19,6 @@ from nettrace_dagster.execution.paper import PaperBroker
 from tests.test_coordinator_race import assert_never_over_allocated, run_race
 
 pytestmark = pytest.mark.postgres
-DSN = "host=127.0.0.1 port=5432 user=root dbname=test connect_timeout=3"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh schema in the `test` database, dropped afterwards."""
-    psycopg = pytest.importorskip("psycopg", reason="psycopg (the dev extra) is not installed")
-    try:
-        admin = psycopg.connect(DSN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not answering on 127.0.0.1:5432 ({str(exc).strip().splitlines()[0]})")
-    schema = f"nt_{uuid.uuid4().hex[:12]}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"postgresql://root@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
 
 
 def test_engine_round_trip_on_postgres(pg_url: str) -> None:

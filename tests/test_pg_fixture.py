@@ -1,0 +1,92 @@
+"""The test-run rules themselves: the PostgreSQL fixture skips only when the server is absent and
+CI is not set, a skip in CI fails, and a run with no tests fails (tests/pg.py, tests/ci.py)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import tests.pg as pg
+
+pytest_plugins = ("pytester",)
+
+CONFTEST = 'pytest_plugins = ("tests.pg", "tests.ci")\n'
+USES_PG = """
+def test_needs_postgres(pg_url):
+    assert pg_url.startswith("postgresql://")
+"""
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pg, "PORT", closed_port())
+
+
+def test_absent_server_skips_with_the_reason_outside_ci(pytester: pytest.Pytester, no_server: None,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(USES_PG)
+    result = pytester.runpytest_inprocess("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*PostgreSQL is not answering on 127.0.0.1:*"])
+    assert result.ret == 0
+
+
+def test_absent_server_fails_in_ci(pytester: pytest.Pytester, no_server: None,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(USES_PG)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*not answering*CI runs the PostgreSQL tests for real*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_any_skip_fails_in_ci(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile("""
+import pytest
+
+def test_optional_peer():
+    pytest.importorskip("no_such_module_for_nettrace")
+
+@pytest.mark.xfail(reason="known", strict=True)
+def test_expected_failure():
+    assert False
+""")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*skipped in CI*no_such_module_for_nettrace*"])
+
+
+def test_a_run_with_no_tests_fails(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile("def test_one():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-k", "no_such_test")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*no tests ran: treated as a failure*"])
+
+
+def test_role_falls_back_to_root_and_the_database_is_dropped(monkeypatch: pytest.MonkeyPatch,
+                                                              pg_database: pg.ScratchDatabase) -> None:
+    monkeypatch.setenv("PGUSER", "no_such_role_for_nettrace")
+    assert pg.candidate_users() == ["no_such_role_for_nettrace", "root"]
+    with pg.scratch_database("nettrace_fixture_test") as db:
+        assert db.user == "root"
+        with db.connect() as conn:
+            assert conn.execute("SELECT current_database()").fetchone()[0] == db.name
+    admin, _ = pg.connect_admin()
+    with admin:
+        left = admin.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (db.name,)).fetchone()[0]
+    assert left == 0
