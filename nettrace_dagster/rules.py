@@ -68,7 +68,8 @@ def entry_gate(confidence: float, confirmations: int,
     floor_c = max(min_confidence, MIN_ENTRY_CONFIDENCE)
     floor_n = max(min_confirmations, MIN_CONFIRMATIONS)
     if not confidence >= floor_c:
-        reasons.append(f"confidence {confidence:.2f} < {floor_c:.2f} (Rule 2)")
+        # every significant digit: 0.6999 must never read as "0.70 < 0.70"
+        reasons.append(f"confidence {confidence:.15g} < {floor_c:.15g} (Rule 2)")
     if not confirmations >= floor_n:
         reasons.append(f"{confirmations} confirming signal(s) < {floor_n} (Rule 2)")
     return GateDecision(False, tuple(reasons))

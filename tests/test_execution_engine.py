@@ -64,7 +64,7 @@ def test_same_intent_twice_places_one_order(ledger: Ledger, clock: Clock, tmp_pa
 def test_intent_written_then_crash_is_sent_once_on_restart(ledger: Ledger, clock: Clock) -> None:
     eng = make(ledger, clock)
     with ledger.tx() as s:  # exactly what a process that died right after step 1 leaves behind
-        d = eng._decide_and_write(s, buy("t1"), [])
+        d = eng._decide_and_write(s, buy("t1"), None, [])
     assert d.status == "intent" and venue_orders(ledger) == 0
     report = make(ledger, clock).reconcile()
     assert report.resent == [d.client_order_id] and venue_orders(ledger) == 1
@@ -117,10 +117,10 @@ def test_broker_rejection_releases_the_capital(ledger: Ledger, clock: Clock) -> 
 def test_stale_intent_expires_and_hardstop_rejects_unsent_entries(ledger: Ledger, clock: Clock) -> None:
     eng = make(ledger, clock)
     with ledger.tx() as s:
-        stale = eng._decide_and_write(s, buy("old"), [])
+        stale = eng._decide_and_write(s, buy("old"), None, [])
     clock.t += eng.intent_ttl_s + 1
     with ledger.tx() as s:
-        fresh = eng._decide_and_write(s, buy("new", strategy="other"), [])
+        fresh = eng._decide_and_write(s, buy("new", strategy="other"), None, [])
     eng.set_hardstop(True, "operator")
     report = eng.reconcile()
     assert report.expired == [stale.client_order_id] and report.rejected == [fresh.client_order_id]
@@ -130,12 +130,14 @@ def test_stale_intent_expires_and_hardstop_rejects_unsent_entries(ledger: Ledger
 def test_drawdown_latches_hardstop_exits_still_go_and_off_is_refused(ledger: Ledger, clock: Clock) -> None:
     eng = make(ledger, clock)
     assert eng.submit(buy("t1", 100.0)).status == "filled"
+    symbols = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "XRP-USDT")
     for i, strategy in enumerate(("a", "b", "c")):
-        assert eng.submit(buy("t1", 100.0, strategy, ("ETH-USDT", "SOL-USDT", "XRP-USDT")[i])).approved
+        assert eng.submit(buy("t1", 100.0, strategy, symbols[i + 1]), dict.fromkeys(symbols, 100.0)).approved
     # four positions of ~25 % each; a 40 % fall is a >30 % drawdown
-    result = eng.mark({s: 60.0 for s in ("BTC-USDT", "ETH-USDT", "SOL-USDT", "XRP-USDT")})
+    result = eng.mark(dict.fromkeys(symbols, 60.0))
     assert result.snapshot.hardstop and result.rule_status["hardstop_triggers"]
-    assert not eng.submit(buy("t2", 60.0, "d", "ADA-USDT")).approved
+    refused = eng.submit(buy("t2", 60.0, "d", "ADA-USDT"), dict.fromkeys(symbols, 60.0))
+    assert not refused.approved and any("HARDSTOP" in r for r in refused.reasons)
     assert eng.submit(sell("t3", 60.0)).status == "filled"  # exits are always allowed
     refused = eng.set_hardstop(False)
     assert refused.on and not refused.changed and "refused" in refused.reasons[0]
@@ -147,10 +149,10 @@ def test_daily_loss_limit_blocks_entries_until_the_next_day(ledger: Ledger, cloc
     eng = make(ledger, clock)
     eng.submit(buy("t1", 100.0))
     eng.mark({"BTC-USDT": 75.0})  # ~25 $ position loses ~6 $
-    d = eng.submit(buy("t2", 75.0, "b", "ETH-USDT"))
+    d = eng.submit(buy("t2", 75.0, "b", "ETH-USDT"), {"BTC-USDT": 75.0})
     assert not d.approved and any("daily loss" in r for r in d.reasons)
     clock.t += 86_400
-    assert eng.submit(buy("t3", 75.0, "b", "ETH-USDT")).approved
+    assert eng.submit(buy("t3", 75.0, "b", "ETH-USDT"), {"BTC-USDT": 75.0}).approved
 
 
 def test_profit_lock_and_principal_lock(ledger: Ledger, clock: Clock) -> None:

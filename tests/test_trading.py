@@ -4,19 +4,26 @@ trading_tick schedule, and the `nettrace status` / `nettrace hardstop` commands.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from sqlalchemy import func, select
 
+from nettrace_dagster.audit import read_audit
 from nettrace_dagster.coordinator.core import Coordinator
 from nettrace_dagster.execution.db import Ledger
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.models import Order, PaperOrder
 from nettrace_dagster.execution.paper import PaperBroker
 from nettrace_dagster.market.sim import simulate
-from nettrace_dagster.trading.trader import Trader, active_strategies
+from nettrace_dagster.trading.trader import Trader
+from tests.scripted import Script, bars, install
 
 SYMBOLS = ("BTC-USDT", "ETH-USDT")
 
@@ -50,63 +57,94 @@ def test_a_tick_trades_new_bars_once(tmp_path: Path, candles: dict) -> None:
     assert t.tick(longer).bars == 10
 
 
-class CrashAfter(PaperBroker):
-    """The venue fills the n-th order, then the process 'dies' before the engine books it."""
+CRASH_CHILD = r"""
+import sys, time
+from pathlib import Path
+from nettrace_dagster.coordinator.core import Coordinator
+from nettrace_dagster.execution.db import Ledger
+from nettrace_dagster.execution.engine import ExecutionEngine
+from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.market.sim import simulate
+from nettrace_dagster.trading.trader import Trader
 
-    def __init__(self, ledger: Ledger, n: int) -> None:
-        super().__init__(ledger)
-        self.left = n
+url, marker, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ledger = Ledger(url)
+broker = PaperBroker(ledger)
+placed = []
+def place(request):  # the venue fills the n-th order; the process is killed before it is booked
+    state = PaperBroker.place(broker, request)
+    placed.append(request)
+    if len(placed) == n:
+        Path(marker).touch()
+        time.sleep(120)
+    return state
+broker.place = place
+Trader(ExecutionEngine(ledger, broker), Coordinator(ledger), catch_up_bars=800).tick(
+    {s: simulate(s, 3000) for s in ("BTC-USDT", "ETH-USDT")})
+"""
 
-    def place(self, request):  # noqa: ANN001, ANN201
-        state = super().place(request)
-        self.left -= 1
-        if self.left == 0:
-            raise KeyboardInterrupt("crash")
-        return state
 
-
-def test_a_crashed_tick_resumes_to_the_same_ledger_as_a_clean_one(tmp_path: Path, candles: dict) -> None:
+def test_a_killed_tick_resumes_to_the_same_ledger_as_a_clean_one(tmp_path: Path, candles: dict) -> None:
     clean = trader(tmp_path / "clean")
     clean.tick(candles)
-    ledger = Ledger(f"sqlite:///{tmp_path / 'crash' / 'ledger.db'}")
-    crashing = Trader(ExecutionEngine(ledger, CrashAfter(ledger, 7)), Coordinator(ledger), catch_up_bars=800)
-    with pytest.raises(KeyboardInterrupt):
-        crashing.tick(candles)
-    resumed = trader(tmp_path / "crash")  # a new process: reconcile, then carry on from the cursor
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    (crash / "child.py").write_text(CRASH_CHILD)
+    proc = subprocess.Popen([sys.executable, str(crash / "child.py"), f"sqlite:///{crash / 'ledger.db'}",
+                             str(crash / "marker"), "7"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (crash / "marker").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)  # a real crash: nothing in the process runs after this
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    resumed = trader(crash)  # a new process: reconcile at once, then carry on from the cursor
     report = resumed.tick(candles)
-    assert report.reconcile["booked"] and 0 < report.bars < 800
+    assert report.ran and report.reconcile["booked"] and 0 < report.bars < 800
     assert venue_orders(resumed) == venue_orders(clean)
     assert resumed.engine.status()["orders"] == clean.engine.status()["orders"]
     assert resumed.engine.status()["equity"] == pytest.approx(clean.engine.status()["equity"])
 
 
-def test_entries_respect_the_rules_and_competing_strategies_go_through_the_bandit(tmp_path, candles) -> None:
+def test_entries_respect_the_rules(tmp_path, candles) -> None:
     t = trader(tmp_path)
     report = t.tick(candles)
-    for d in report.decisions:
-        if d["kind"] == "entry" and d["approved"]:
-            assert d["reasons"][0].startswith("sized")
+    approved = [d for d in report.decisions if d["kind"] == "entry" and d["approved"]]
+    assert approved and all(d["reasons"][0].startswith("sized") for d in approved)
     with t.engine.ledger.read() as s:
         rejected = s.scalars(select(Order).where(Order.status == "rejected")).all()
-    assert all(json.loads(o.reasons) for o in rejected)
-    assert {name for name, _ in active_strategies()} >= {"sma_cross"}
+    assert rejected and all(json.loads(o.reasons) for o in rejected)
 
 
-def test_one_tick_at_a_time(tmp_path: Path, candles: dict) -> None:
-    t = trader(tmp_path)
-    lease = t.coordinator.begin("trading", "trader:main")
-    skipped = t.tick(candles)
-    assert not skipped.ran and "already trading" in skipped.reasons[0]
-    t.coordinator.end(lease.activity_id)
-    assert t.tick(candles).ran
+def test_competing_entries_on_one_bar_go_in_the_bandits_order(tmp_path: Path, monkeypatch) -> None:
+    install(monkeypatch, Script(entries={"BTC-USDT": {1}}))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    coord = Coordinator(ledger, audit_dir=tmp_path / "audit")
+    t = Trader(ExecutionEngine(ledger, PaperBroker(ledger)), coord, [("a", {}), ("b", {}), ("c", {})],
+               catch_up_bars=10)
+    report = t.tick({"BTC-USDT": bars("BTC-USDT", [100.0] * 3)})
+    [draw] = [r for r in read_audit(tmp_path / "audit", "conflict_log") if r["decision"] == "bandit"]
+    ranking = [r["strategy"] for r in draw["ranking"]]
+    assert sorted(ranking) == ["a", "b", "c"]
+    assert [d["strategy"] for d in report.decisions] == ranking  # submitted best first
 
 
-def test_hardstop_tick_only_exits(tmp_path: Path, candles: dict) -> None:
-    t = trader(tmp_path)
+def test_hardstop_tick_exits_a_held_position_and_enters_nothing(tmp_path: Path, monkeypatch) -> None:
+    install(monkeypatch, Script(entries={"BTC-USDT": {1, 4}, "ETH-USDT": {4}}, exits={"BTC-USDT": {3}}))
+    t = Trader(trader(tmp_path).engine, trader(tmp_path).coordinator, [("scripted", {})], catch_up_bars=50)
+    btc, eth = [100.0] * 3, [10.0] * 3
+    first = t.tick({"BTC-USDT": bars("BTC-USDT", btc), "ETH-USDT": bars("ETH-USDT", eth)})
+    assert [d["status"] for d in first.decisions] == ["filled"]  # BTC held before the switch
     t.engine.set_hardstop(True, "test")
-    report = t.tick(candles)
-    assert all(d["kind"] == "exit" or not d["approved"] for d in report.decisions)
-    assert venue_orders(t) == 0
+    btc, eth = btc + [100.0, 100.0], eth + [10.0, 10.0]
+    report = t.tick({"BTC-USDT": bars("BTC-USDT", btc), "ETH-USDT": bars("ETH-USDT", eth)})
+    exits = [d for d in report.decisions if d["kind"] == "exit"]
+    entries = [d for d in report.decisions if d["kind"] == "entry"]
+    assert len(exits) == 1 and exits[0]["status"] == "filled"  # the exit went through
+    assert len(entries) == 2 and not any(d["approved"] for d in entries)  # both entries refused
+    assert all(any("HARDSTOP" in r for r in d["reasons"]) for d in entries)
+    assert venue_orders(t) == 2  # the first buy and the exit, nothing else
 
 
 def test_portfolio_asset_runs_a_tick_and_plots(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,7 +194,7 @@ def test_status_and_hardstop_commands(home: Path, capsys: pytest.CaptureFixture[
     assert json.loads(capsys.readouterr().out)["hardstop"]["reason"] == "maintenance"
     assert main(["hardstop", "off", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"hardstop": False, "changed": True, "ok": True,
-                                                   "reasons": ["nettrace hardstop off"]}
+                                                   "reasons": ["nettrace hardstop off"], "audit_pending": 0}
     assert main(["hardstop", "on", "--reset-peak"]) == 2
     assert "--reset-peak only goes with 'off'" in capsys.readouterr().err
     monkeypatch.setenv("NETTRACE_RULE_MIN_CONFIDENCE", "0.5")

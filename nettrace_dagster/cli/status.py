@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nettrace_dagster.cli import UsageError, emit
 from nettrace_dagster.settings import load_settings
-
-if TYPE_CHECKING:
-    from nettrace_dagster.execution.resource import ExecutionResource
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,24 +15,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=handle)
 
 
-def execution_from_settings() -> ExecutionResource:
-    # Imported here, not at the top: every `nettrace` call loads every command module.
-    from nettrace_dagster.execution.resource import ExecutionResource
-
-    return ExecutionResource.from_settings(load_settings())
-
-
 def handle(args: argparse.Namespace) -> int:
-    from nettrace_dagster.execution.broker import BrokerError
+    # Imported here, not at the top: every `nettrace` call loads every command module.
+    from nettrace_dagster.coordinator.core import Coordinator
+    from nettrace_dagster.execution.accounting import AccountModeError
     from nettrace_dagster.execution.db import redact
+    from nettrace_dagster.execution.risk import gate_from_settings
 
-    execution = execution_from_settings()
-    try:
-        status = execution.status()
-    except BrokerError as exc:
+    settings = load_settings()
+    try:  # the ledger alone: status works with no broker, no keys and no exchange
+        gate = gate_from_settings(settings)
+    except AccountModeError as exc:
         raise UsageError(str(exc)) from None
-    status["coordinator"] = execution.coordinator().snapshot()
-    status["ledger"] = redact(execution.ledger_url)
+    status = {**gate.status(), "broker": "ccxt" if gate.mode == "live" else "paper"}
+    status["coordinator"] = Coordinator(gate.ledger, gate.rules, None, gate.account, mode=gate.mode).snapshot()
+    status["ledger"] = redact(settings.ledger_url)
     emit(status, args.json, human(status))
     return 0
 
@@ -48,6 +42,8 @@ def human(st: dict[str, Any]) -> str:
         f"peak ${r['peak_equity']:.2f}  drawdown {r['drawdown']:.1%}  day P&L ${r['daily_pnl']:+.2f}",
         f"  HARDSTOP {'ON: ' + st['hardstop']['reason'] if st['hardstop']['on'] else 'off'}; entries "
         + ("allowed" if r["entries_allowed"] else "blocked: " + "; ".join(r["blocked_by"])),
+        *([f"  audit: {st['audit']['pending']} record(s) waiting in the ledger: {st['audit']['error']}"]
+          if st["audit"]["pending"] else []),
         f"  free capital ${r['free_capital']:.2f} (reserve floor ${r['reserve_floor']:.2f}, locked profit "
         f"${r['locked_profit']:.2f}, principal {'locked' if r['principal_locked'] else 'not locked'})",
         f"  orders: {st['orders']['by_status'] or 'none'}; reservations: {st['reservations']['active']} "

@@ -87,6 +87,15 @@ def status_in(s: Session, activity_id: int, now: float, hardstop: bool, ttl_s: f
     return ActivityDecision(act.status, act.kind, (why,), act.id)
 
 
+def reap_in(s: Session, kind: str, owner: str, now: float) -> list[int]:
+    """End `owner`'s running activities of `kind`: called by a holder of the owner's process lock,
+    which proves every other holder dead. Their ids."""
+    dead = [a for a in _running(s, kind, now) if a.owner == owner]
+    for act in dead:
+        act.status, act.expires_at, act.note = "done", now, "holder died (its process lock was free)"
+    return [a.id for a in dead]
+
+
 def end_in(s: Session, activity_id: int, now: float) -> ActivityDecision:
     act = s.get(Activity, activity_id)
     if act is None:

@@ -7,13 +7,15 @@ it safe across threads and processes) followed by one audit line in `conflict_lo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import select
 
 from nettrace_dagster.coordinator import bandit, conflicts, quotas
 from nettrace_dagster.coordinator.api_budget import PER_HOUR, PER_MINUTE, ApiBudgetExhausted, try_acquire_in
+from nettrace_dagster.coordinator.locks import process_lock
 from nettrace_dagster.coordinator.log import AuditSink
 from nettrace_dagster.coordinator.reservations import (
     ReservationResult,
@@ -21,7 +23,7 @@ from nettrace_dagster.coordinator.reservations import (
     reserve_in,
 )
 from nettrace_dagster.coordinator.sql import CoreSql, RawSqlite
-from nettrace_dagster.execution.accounting import ensure_account, hardstop_flag
+from nettrace_dagster.execution.accounting import ensure_account, hardstop_on
 from nettrace_dagster.execution.db import Ledger, serialize
 from nettrace_dagster.execution.models import ClosedTrade
 from nettrace_dagster.rules import GateDecision, Rules
@@ -32,13 +34,13 @@ class Coordinator:
                  account: str = "main", initial_capital: float = 100.0,
                  api_limits: tuple[int, int] = (PER_MINUTE, PER_HOUR),
                  compute_quotas: dict[str, int | None] | None = None, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, mode: str | None = None) -> None:
         self.ledger, self.rules, self.account = ledger, rules or Rules(), account
         self.audit = AuditSink(audit_dir)
         self.api_limits, self.quotas = api_limits, compute_quotas or quotas.COMPUTE_QUOTAS
         self.clock, self.sleep = clock, sleep
         with ledger.tx() as s:
-            ensure_account(s, account, initial_capital, clock())
+            ensure_account(s, account, initial_capital, clock(), mode=mode)
 
     # --- capital ------------------------------------------------------------------------------
     def reserve(self, owner: str, kind: str, amount: float, ttl_s: float = 60.0) -> ReservationResult:
@@ -118,6 +120,21 @@ class Coordinator:
                           reasons=list(decision.reasons))
         return decision
 
+    @contextmanager
+    def exclusive(self, kind: str, owner: str) -> Iterator[bool]:
+        """Hold `owner`'s process lock for `kind` (one driver per account): yields False at once when
+        another live process holds it. Taking it proves earlier holders dead, so their leftover
+        activities are ended here and the caller may `begin` straight away."""
+        with process_lock(self.ledger, f"{kind}-{owner}") as mine:
+            if mine:
+                with self.ledger.tx(durable=False) as s:
+                    serialize(s, "activities")
+                    reaped = conflicts.reap_in(s, kind, owner, self.clock())
+                if reaped:
+                    self.audit.record("activity_reaped", kind=kind, owner=owner, activities=reaped,
+                                      reasons=["holder died: its process lock was free"])
+            yield mine
+
     def activity_status(self, activity_id: int, heartbeat_s: float | None = None) -> conflicts.ActivityDecision:
         with self.ledger.tx(durable=False) as s:
             serialize(s, "activities")
@@ -159,12 +176,17 @@ class Coordinator:
         """What the coordinator holds right now (for `nettrace status`)."""
         from sqlalchemy import func
 
-        from nettrace_dagster.coordinator.models import Activity, ApiWindow, ComputeSlot, Reservation
+        from nettrace_dagster.coordinator.models import (
+            Activity,
+            ApiWindow,
+            ComputeSlot,
+            Reservation,
+            live_reservation,
+        )
         now = self.clock()
         with self.ledger.read() as s:
             res = s.execute(select(Reservation.kind, func.count(), func.sum(Reservation.amount)).where(
-                Reservation.account == self.account, Reservation.status == "active",
-                (Reservation.expires_at.is_(None)) | (Reservation.expires_at > now)).group_by(Reservation.kind)).all()
+                Reservation.account == self.account, live_reservation(now)).group_by(Reservation.kind)).all()
             slots = dict(s.execute(select(ComputeSlot.kind, func.count()).where(
                 ComputeSlot.status == "held", ComputeSlot.expires_at > now).group_by(ComputeSlot.kind)).all())
             acts = [{"id": a.id, "kind": a.kind, "owner": a.owner, "status": a.status} for a in s.scalars(
@@ -186,5 +208,4 @@ class Coordinator:
 
     @staticmethod
     def _hardstop(s) -> bool:  # noqa: ANN001
-        flag = hardstop_flag(s)
-        return bool(flag and flag.on)
+        return hardstop_on(s)

@@ -3,6 +3,8 @@ capital at once, and every process sees the same state)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,6 +29,12 @@ class Reservation(Base):
     client_order_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+def live_reservation(now: Any) -> Any:
+    """The one statement of "a reservation that still holds capital": active, not past its TTL.
+    `now` is a number or a bind parameter."""
+    return (Reservation.status == "active") & (Reservation.expires_at.is_(None) | (Reservation.expires_at > now))
 
 
 class ComputeSlot(Base):

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from nettrace_dagster.coordinator.models import PRIORITIES, Reservation
+from nettrace_dagster.coordinator.models import PRIORITIES, Reservation, live_reservation
 from nettrace_dagster.coordinator.sql import CoreSql, Sql
-from nettrace_dagster.execution.accounting import Refreshed
+from nettrace_dagster.execution.accounting import HARDSTOP, Refreshed
 from nettrace_dagster.execution.models import Capital, Flag, Position
 from nettrace_dagster.rules import AccountSnapshot, Rules
 
@@ -37,8 +37,7 @@ class ReservationResult:
 
 # Statements built once: constructing SQLAlchemy expressions costs more than running them, and the
 # whole account is read in one round trip.
-_HELD = (Reservation.account == bindparam("a")) & (Reservation.status == "active") & or_(
-    Reservation.expires_at.is_(None), Reservation.expires_at > bindparam("now"))
+_HELD = (Reservation.account == bindparam("a")) & live_reservation(bindparam("now"))
 _BLOCKING = or_(Reservation.priority <= bindparam("p"), Reservation.client_order_id.is_not(None))
 _RESERVED = select(func.coalesce(func.sum(Reservation.amount), 0.0)).where(_HELD)
 _SNAPSHOT = select(
@@ -48,7 +47,7 @@ _SNAPSHOT = select(
     .where(Position.account == bindparam("a"), Position.qty > 0).scalar_subquery(),
     _RESERVED.scalar_subquery(),
     select(func.coalesce(func.sum(Reservation.amount), 0.0)).where(_HELD, _BLOCKING).scalar_subquery(),
-    select(Flag.on).where(Flag.name == "hardstop").scalar_subquery(),
+    select(Flag.on).where(Flag.name == HARDSTOP).scalar_subquery(),
 ).where(Capital.account == bindparam("a"))
 _LOCK_ROW = select(Capital.account).where(Capital.account == bindparam("a")).with_for_update()
 _VICTIMS = select(Reservation.id, Reservation.amount).where(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from nettrace_dagster.coordinator.models import Reservation
+from nettrace_dagster.coordinator.models import Reservation, live_reservation
 from nettrace_dagster.execution.db import serialize
 from nettrace_dagster.execution.models import (
     Capital,
@@ -25,22 +25,42 @@ from nettrace_dagster.execution.models import (
 from nettrace_dagster.rules import AccountSnapshot, Rules, StrategyRecord
 
 DUST_USD = 0.01  # a remainder worth less than this closes the round trip (exchange lot rounding)
+HARDSTOP = "hardstop"  # the kill switch's flag: one for every account (HARDSTOP stops everything)
+
+
+class AccountModeError(RuntimeError):
+    """An account of one mode (paper/live) was opened in the other: their money never mixes."""
 
 
 def utc_day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
-def ensure_account(s: Session, account: str, initial_capital: float, now: float) -> Capital:
+def ensure_account(s: Session, account: str, initial_capital: float, now: float,
+                   mode: str | None = "paper") -> Capital:
+    """The account's row, created with `initial_capital` if new. With `mode`, an account of the
+    other mode is refused (None: whatever it is, e.g. for the coordinator's reservations)."""
     serialize(s, f"account:{account}")  # two first-time creators must not both insert
     cap = s.get(Capital, account)
+    if cap is not None and mode is not None and (cap.mode or "paper") != mode:
+        if _has_history(s, account):
+            raise AccountModeError(f"ledger account {account!r} holds {cap.mode} money; {mode} trading keeps "
+                                   f"its own account and never starts on {cap.mode} state")
+        s.delete(cap)  # created by someone who did not say its mode (the coordinator) and never used
+        s.flush()
+        cap = None
     if cap is None:
-        cap = Capital(account=account, principal=initial_capital, cash=initial_capital,
+        cap = Capital(account=account, mode=mode or "paper", principal=initial_capital, cash=initial_capital,
                       peak_equity=initial_capital, day=utc_day(now), day_start_equity=initial_capital,
                       last_equity=initial_capital, locked_profit=0.0, principal_locked=False, updated_at=now)
         s.add(cap)
         s.flush()
     return cap
+
+
+def _has_history(s: Session, account: str) -> bool:
+    return any(s.scalar(select(func.count()).select_from(table).where(table.account == account))
+               for table in (Order, Position, ClosedTrade, ProfitLock))
 
 
 def lock_account(s: Session, account: str) -> Capital:
@@ -52,8 +72,10 @@ def lock_account(s: Session, account: str) -> Capital:
     return cap
 
 
-def hardstop_flag(s: Session) -> Flag | None:
-    return s.get(Flag, "hardstop")
+def hardstop_on(s: Session) -> bool:
+    """The persisted kill switch: the one place its flag is read."""
+    flag = s.get(Flag, HARDSTOP)
+    return bool(flag and flag.on)
 
 
 @dataclass
@@ -84,16 +106,14 @@ def refresh(s: Session, rules: Rules, account: str, marks: dict[str, float] | No
         cap.principal_locked = True
         s.add(ProfitLock(account=account, source="principal", realised=equity - cap.principal,
                          locked=cap.principal, ts=now))
-    held = (Reservation.account == account) & (Reservation.status == "active") & or_(
-        Reservation.expires_at.is_(None), Reservation.expires_at > now)
+    held = (Reservation.account == account) & live_reservation(now)
     if priority is not None:
         held &= or_(Reservation.priority <= priority, Reservation.client_order_id.is_not(None))
     reserved = s.scalar(select(func.coalesce(func.sum(Reservation.amount), 0.0)).where(held)) or 0.0
-    flag = hardstop_flag(s)
     snap = AccountSnapshot(equity=equity, cash=cap.cash, principal=cap.principal, peak_equity=cap.peak_equity,
                            day_start_equity=cap.day_start_equity, locked_profit=cap.locked_profit,
                            principal_locked=cap.principal_locked, reserved=float(reserved),
-                           hardstop=bool(flag and flag.on))
+                           hardstop=hardstop_on(s))
     return Refreshed(cap, snap, positions)
 
 
@@ -105,7 +125,7 @@ def strategy_record(s: Session, account: str, strategy: str) -> StrategyRecord:
     ).where(ClosedTrade.account == account, ClosedTrade.strategy == strategy)).one()
     var = max(float(mean_r2) - float(mean_r) ** 2, 0.0)
     sharpe = float(mean_r) / var ** 0.5 if var > 0 else 0.0
-    state = s.get(StrategyState, strategy)
+    state = s.get(StrategyState, (account, strategy))
     return StrategyRecord(trades=int(trades), wins=int(wins), net_pnl=float(pnl), sharpe=sharpe,
                           fired=bool(state and state.status == "fired"))
 

@@ -87,6 +87,18 @@ class CcxtBroker:
             pass  # already final (filled or expired): fetch tells which
         return self.fetch(client_order_id, symbol)
 
+    def balances(self) -> dict[str, float]:
+        """Every asset's total (free + locked in orders) at the exchange: what reconciliation
+        compares the ledger with, and the most an exit may sell."""
+        balance = self._call(self.exchange.fetch_balance)
+        return {asset: float(total or 0.0) for asset, total in (balance.get("total") or {}).items()}
+
+    def open_order_ids(self) -> list[str]:
+        """Client order ids of every open order on the account (all symbols)."""
+        self.exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] = False  # we want them all, knowingly
+        orders = self._call(lambda: self.exchange.fetch_open_orders())
+        return [str(o.get("clientOrderId") or o.get("id")) for o in orders]
+
     def dust_qty(self, symbol: str) -> float:
         """Below this a remainder cannot be sold (lot size): the engine writes it off."""
         market = self.exchange.markets.get(ccxt_symbol(symbol)) if self.exchange.markets else None

@@ -9,7 +9,9 @@ The order flow is crash-safe by construction:
 3. In another transaction: book what the broker answered (fills are cumulative and keyed, so
    booking twice changes nothing). A timeout leaves the order "unknown".
 A crash anywhere leaves an order in "intent" or "unknown"; `reconcile` (run at the start of every
-tick and on restart) asks the broker by client order id and books, resends or expires it.
+tick and on restart) asks the broker by client order id and books, resends or expires it; an
+expired exit leaves its position to be sold again (`exits_to_rederive`), never silently held.
+Every decision is the risk gate's (`risk.RiskGate`); the engine only adds the broker.
 """
 
 from __future__ import annotations
@@ -21,15 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nettrace_dagster.coordinator.log import AuditSink
 from nettrace_dagster.coordinator.models import PRIORITIES
 from nettrace_dagster.coordinator.reservations import close_reservation, reserve_in, shrink_reservation
 from nettrace_dagster.execution import accounting as acc
-from nettrace_dagster.execution import operations
 from nettrace_dagster.execution.broker import (
     Broker,
     BrokerError,
@@ -40,61 +40,66 @@ from nettrace_dagster.execution.broker import (
 )
 from nettrace_dagster.execution.costs import CostModel
 from nettrace_dagster.execution.db import Ledger
-from nettrace_dagster.execution.decide import decide
 from nettrace_dagster.execution.intents import Decision, Intent
-from nettrace_dagster.execution.models import FINAL_STATES, Flag, Order
-from nettrace_dagster.execution.operations import HardstopResult, MarkResult
+from nettrace_dagster.execution.models import FINAL_STATES, Order, Position
 from nettrace_dagster.execution.reconcile import ReconcileReport, reconcile
-from nettrace_dagster.rules import Rules, StrategyRecord
+from nettrace_dagster.execution.risk import Event, HardstopResult, MarkResult, RiskGate
+from nettrace_dagster.rules import Rules
 
-Event = tuple[str, dict[str, Any]]
+SENDABLE = ("intent", "unknown")  # states in which an order may (again) go to the venue
+REDERIVE = ("expired", "canceled")  # an exit that ended like this leaves its position to sell again
 
 
 class ExecutionEngine:
-    """Rules + ledger + broker for one account."""
+    """The risk gate + ledger + broker for one account."""
 
     def __init__(self, ledger: Ledger, broker: Broker, rules: Rules | None = None, costs: CostModel | None = None,
                  audit_dir: Path | str | None = None, account: str = "main", initial_capital: float = 100.0,
                  min_order_usd: float = 5.0, intent_ttl_s: float = 600.0, open_order_ttl_s: float = 120.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.ledger, self.broker = ledger, broker
-        self.rules, self.costs = rules or Rules(), costs or CostModel()
-        self.audit = AuditSink(audit_dir)
-        self.account, self.min_order_usd = account, min_order_usd
+        self.gate = RiskGate(ledger, rules, account, audit_dir, initial_capital, broker.mode, clock)
+        self.costs = costs or CostModel()
+        self.min_order_usd = min_order_usd
         self.intent_ttl_s, self.open_order_ttl_s, self.clock = intent_ttl_s, open_order_ttl_s, clock
         # Live orders outrank paper ones for capital (the coordinator's priority ladder).
         self.reservation_kind = "live" if broker.mode == "live" else "paper"
-        with ledger.tx() as s:
-            acc.ensure_account(s, account, initial_capital, self.clock())
+        # Live only: the exchange's balances at the last reconciliation (exits never sell more).
+        self.venue_holdings: dict[str, float] | None = None
+
+    @property
+    def rules(self) -> Rules:
+        return self.gate.rules
+
+    @property
+    def account(self) -> str:
+        return self.gate.account
 
     # --- submitting ---------------------------------------------------------------------------
-    def submit(self, intent: Intent) -> Decision:
-        """Decide, write the intent, send, book. Idempotent per `intent.client_order_id`."""
+    def submit(self, intent: Intent, marks: dict[str, float] | None = None) -> Decision:
+        """Decide, write the intent, send, book. Idempotent per `intent.client_order_id`.
+        `marks` are the current prices of every symbol (entries need one for each held symbol)."""
         coid = intent.client_order_id
-        events: list[Event] = []
         try:
-            with self.ledger.tx() as s:
+            with self.gate.tx() as (s, events):
                 existing = s.scalars(select(Order).where(Order.client_order_id == coid)).one_or_none()
                 if existing is not None:
                     return self._decision_of(existing, duplicate=True)
-                decision = self._decide_and_write(s, intent, events)
+                decision = self._decide_and_write(s, intent, marks, events)
         except IntegrityError:  # another process wrote the same intent first (PostgreSQL)
             with self.ledger.read() as s:
                 return self._decision_of(s.scalars(select(Order).where(Order.client_order_id == coid)).one(),
                                          duplicate=True)
-        self._flush(events)
         if not decision.approved or decision.qty <= 0:
             return decision
         return self.send(coid)
 
-    def _decide_and_write(self, s: Session, intent: Intent, events: list[Event]) -> Decision:
+    def _decide_and_write(self, s: Session, intent: Intent, marks: dict[str, float] | None,
+                          events: list[Event]) -> Decision:
         now = self.clock()
-        r = acc.refresh(s, self.rules, self.account, {intent.symbol: intent.price}, now,
-                        priority=PRIORITIES[self.reservation_kind])
-        self._latch_hardstop(s, r, events)
-        pos = r.positions.get((intent.strategy, intent.symbol))
-        record = acc.strategy_record(s, self.account, intent.strategy) if intent.kind == "entry" else StrategyRecord()
-        d = decide(self.rules, self.costs, r.snapshot, record, intent, pos.qty if pos else 0.0, self.min_order_usd)
+        live = self.broker.mode == "live"
+        d, r = self.gate.decide(s, intent, self.costs, self.min_order_usd, marks, PRIORITIES[self.reservation_kind],
+                                self.venue_holdings if live else None, events)
         reservation_id = None
         if d.approved and intent.kind == "entry":
             held = reserve_in(s, self.rules, self.account, f"order:{d.client_order_id}", self.reservation_kind,
@@ -115,37 +120,37 @@ class ExecutionEngine:
                     updated_at=now))
         return replace(d, status=status)
 
-    def _latch_hardstop(self, s: Session, r: acc.Refreshed, events: list[Event]) -> None:
-        """Rule 1 triggers turn HARDSTOP on (persisted) the moment they are seen."""
-        reasons = self.rules.hardstop_reasons(r.snapshot)
-        if not reasons or r.snapshot.hardstop:
-            return
-        flag = s.get(Flag, "hardstop") or Flag(name="hardstop")
-        flag.on, flag.reason, flag.updated_by, flag.updated_at = True, "; ".join(reasons), "rules", self.clock()
-        s.add(flag)
-        r.snapshot = replace(r.snapshot, hardstop=True)
-        events.append(("hardstop_on", {"by": "rules", "reasons": reasons, "equity": r.snapshot.equity}))
-
     # --- talking to the broker ----------------------------------------------------------------
     def send(self, coid: str) -> Decision:
-        """Send a written intent (again) under its client order id, and book the answer."""
+        """Send a written intent (again) under its client order id, and book the answer. An order
+        that is already final (expired, rejected…) or at the venue is never placed again, and an
+        unsent entry is refused once HARDSTOP is on."""
         with self.ledger.read() as s:
             order = s.scalars(select(Order).where(Order.client_order_id == coid)).one()
+            hardstop = acc.hardstop_on(s)
+        if order.status not in SENDABLE:
+            return self._decision_of(order)
         request = OrderRequest(coid, order.symbol, order.side, order.qty, order.price_ref)
         try:
-            try:
-                state = self.broker.place(request)
-            except DuplicateOrder:  # it reached the venue before (a resend after a crash or timeout)
+            if hardstop and order.kind == "entry":  # it may have reached the venue before a crash: ask
                 state = self.broker.fetch(coid, order.symbol)
+                if state is None:
+                    return self._decision_of(self.finalise(
+                        coid, "rejected", "HARDSTOP came on before the entry was sent (Rule 1)"))
+            else:
+                try:
+                    state = self.broker.place(request)
+                except DuplicateOrder:  # it reached the venue before (a resend after a crash or timeout)
+                    state = self.broker.fetch(coid, order.symbol)
         except BrokerRejected as exc:
-            return self._decision_of(self._finalise(coid, "rejected", f"broker rejected: {exc}"))
+            return self._decision_of(self.finalise(coid, "rejected", f"broker rejected: {exc}"))
         except BrokerError as exc:
-            return self._decision_of(self._mark_unknown(coid, f"{type(exc).__name__}: {exc}"))
+            return self._decision_of(self.mark_unknown(coid, f"{type(exc).__name__}: {exc}"))
         except BaseException:
-            self._mark_unknown(coid, "unexpected error while sending")
+            self.mark_unknown(coid, "unexpected error while sending")
             raise
         if state is None:
-            return self._decision_of(self._mark_unknown(coid, "venue reported a duplicate but has no such order"))
+            return self._decision_of(self.mark_unknown(coid, "venue reported a duplicate but has no such order"))
         return self._decision_of(self.apply(state))
 
     def apply(self, state: BrokerOrder) -> Order:
@@ -176,7 +181,8 @@ class ExecutionEngine:
                 close_reservation(s, order.reservation_id, "consumed" if order.filled_qty > 0 else "released")
             return order
 
-    def _mark_unknown(self, coid: str, why: str) -> Order:
+    def mark_unknown(self, coid: str, why: str) -> Order:
+        """The venue's answer is not known: reconciliation asks again next tick."""
         with self.ledger.tx() as s:
             order = s.scalars(select(Order).where(Order.client_order_id == coid).with_for_update()).one()
             if order.status == "intent":
@@ -186,7 +192,8 @@ class ExecutionEngine:
             order.updated_at = self.clock()
             return order
 
-    def _finalise(self, coid: str, status: str, why: str) -> Order:
+    def finalise(self, coid: str, status: str, why: str) -> Order:
+        """End an order that is not final yet (its capital is released), with the reason."""
         with self.ledger.tx() as s:
             order = s.scalars(select(Order).where(Order.client_order_id == coid).with_for_update()).one()
             if order.status not in FINAL_STATES:
@@ -200,19 +207,36 @@ class ExecutionEngine:
 
     # --- the account ---------------------------------------------------------------------------
     def reconcile(self) -> ReconcileReport:
-        """Make the ledger agree with the venue about every order not yet final."""
+        """Make the ledger agree with the venue about every order not yet final and, on a live
+        account, about the balances and open orders themselves."""
         return reconcile(self)
+
+    def exits_to_rederive(self) -> list[tuple[str, str, str]]:
+        """(strategy, symbol, client order id) of held positions whose last order was an exit that
+        expired or was cancelled: the position still has to be sold (the trader sends a new exit)."""
+        with self.ledger.read() as s:
+            last = select(Order.strategy, Order.symbol, Order.id).where(Order.account == self.account) \
+                .order_by(Order.id.desc())
+            latest: dict[tuple[str, str], int] = {}
+            for strategy, symbol, oid in s.execute(last):
+                latest.setdefault((strategy, symbol), oid)
+            rows = s.execute(select(Order.strategy, Order.symbol, Order.client_order_id).join(
+                Position, and_(Position.account == Order.account, Position.strategy == Order.strategy,
+                               Position.symbol == Order.symbol)).where(
+                Order.id.in_(list(latest.values()) or [-1]), Order.kind == "exit", Order.status.in_(REDERIVE),
+                Position.qty > 0)).all()
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
 
     def mark(self, prices: dict[str, float]) -> MarkResult:
         """Revalue at `prices`, latch HARDSTOP if due, record an equity mark, judge strategies."""
-        return operations.mark(self, prices)
+        return self.gate.mark(prices)
 
     def set_hardstop(self, on: bool, reason: str = "", by: str = "operator",
                      reset_peak: bool = False) -> HardstopResult:
-        return operations.set_hardstop(self, on, reason, by, reset_peak)
+        return self.gate.set_hardstop(on, reason, by, reset_peak)
 
     def status(self) -> dict[str, Any]:
-        return operations.status(self)
+        return {**self.gate.status(), "broker": self.broker.name, "mode": self.broker.mode}
 
     # --- helpers ------------------------------------------------------------------------------
     def _decision_of(self, order: Order, duplicate: bool = False) -> Decision:
@@ -220,7 +244,3 @@ class ExecutionEngine:
         return Decision(order.status != "rejected", order.kind, reasons, qty=order.qty, notional=order.notional,
                         client_order_id=order.client_order_id, status=order.status, duplicate=duplicate,
                         filled_qty=order.filled_qty, avg_price=order.avg_price, fee=order.fee)
-
-    def _flush(self, events: list[Event]) -> None:
-        for name, fields in events:
-            self.audit.record(name, account=self.account, **fields)

@@ -25,6 +25,8 @@ class Capital(Base):
 
     __tablename__ = "capital"
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # paper | live: money of one mode never mixes with the other's (a live engine refuses a paper row)
+    mode: Mapped[str] = mapped_column(String(8), default="paper", server_default="paper")
     principal: Mapped[float] = mapped_column(Float)  # paid in
     cash: Mapped[float] = mapped_column(Float)
     peak_equity: Mapped[float] = mapped_column(Float)
@@ -147,10 +149,11 @@ class EquityMark(Base):
 
 
 class StrategyState(Base):
-    """Rule 3's verdicts: fired strategies may not open trades; clones are recorded for the
-    promotion pipeline to pick up."""
+    """Rule 3's verdicts, per account: fired strategies may not open trades there; clones are
+    recorded for the promotion pipeline to pick up."""
 
     __tablename__ = "strategy_states"
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
     strategy: Mapped[str] = mapped_column(String(128), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))  # active | fired | cloned
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -172,3 +175,16 @@ class PaperOrder(Base):
     fee: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16))
     ts: Mapped[float] = mapped_column(Float)
+
+
+class AuditOutbox(Base):
+    """Audit records written in the same transaction as the money change they describe, then
+    appended to their JSONL log and deleted (`RiskGate.flush_audit`). A full disk or an unwritable
+    audit folder therefore never blocks an order or the kill switch, and never loses a record:
+    it waits here until the log can be written."""
+
+    __tablename__ = "audit_outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    log: Mapped[str] = mapped_column(String(64))
+    record: Mapped[str] = mapped_column(Text)  # JSON object
+    created_at: Mapped[float] = mapped_column(Float)

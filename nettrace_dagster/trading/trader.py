@@ -7,12 +7,18 @@ Per tick:
    walks forward in bars rather than wall time). On each bar, exits go first (they are always
    allowed and free capital), then entries; entries of *different* strategies competing on one
    bar are ordered by the coordinator's Sharpe bandit, seeded by the bar, so a replay settles
-   the same way. The bar's timestamp is the intent key: one bar, one client order id. The cursor
-   is saved after every bar that produced intents, so a crash repeats at most that bar, and
+   the same way. The bar's timestamp is the intent key: one bar, one client order id. Before a
+   bar's intents are sent, the cursor is saved at the bars before it, so a crash repeats at most
+   that bar — never earlier bars, whose signals would meet positions opened later — and
    repeating one bar is idempotent (its intents are keyed, and an entry and an exit of one
    strategy never share a bar).
+   Every entry is judged on the bar's close of *every* symbol (the latest at or before the bar),
+   so a loss in one held symbol is seen by Rule 1 before an entry in another. With
+   `max_bar_age_s` (real markets), no entry is made on a bar older than that: stale signals only
+   exit. Held positions whose exit expired or was cancelled are sold first, at the latest close.
 3. The account is marked at the latest closes (equity curve, HARDSTOP latch, Rule 3 verdicts).
-Only one tick per account runs at a time (a coordinator lease); a second one returns at once.
+Only one tick per account runs at a time: a process lock the operating system releases when its
+holder dies (`Coordinator.exclusive`), so a killed tick never blocks the next one.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from nettrace_dagster.coordinator.core import Coordinator
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Decision, Intent
 from nettrace_dagster.execution.models import Position
-from nettrace_dagster.execution.operations import MarkResult
+from nettrace_dagster.execution.risk import MarkResult
 from nettrace_dagster.strategies import STRATEGIES, Signals, get_strategy
 from nettrace_dagster.trading.models import TraderCursor
 
@@ -57,19 +63,25 @@ class TickReport:
 
 class Trader:
     def __init__(self, engine: ExecutionEngine, coordinator: Coordinator,
-                 strategies: list[tuple[str, dict[str, Any]]] | None = None, catch_up_bars: int = 1) -> None:
+                 strategies: list[tuple[str, dict[str, Any]]] | None = None, catch_up_bars: int = 1,
+                 max_bar_age_s: float | None = None) -> None:
         self.engine, self.coordinator = engine, coordinator
         self.strategies = strategies if strategies is not None else active_strategies()
         self.catch_up_bars = max(1, catch_up_bars)
+        self.max_bar_age_s = max_bar_age_s
 
     def tick(self, candles: dict[str, pl.DataFrame]) -> TickReport:
-        lease = self.coordinator.begin("trading", f"trader:{self.engine.account}", ttl_s=600)
-        if lease.status != "running":
-            return TickReport(ran=False, reasons=list(lease.reasons))
-        try:
-            return self._tick(candles)
-        finally:
-            self.coordinator.end(lease.activity_id)  # type: ignore[arg-type]
+        owner = f"trader:{self.engine.account}"
+        with self.coordinator.exclusive("trading", owner) as mine:
+            if not mine:
+                return TickReport(ran=False, reasons=[f"{owner} is already trading (a live process holds its lock)"])
+            lease = self.coordinator.begin("trading", owner, ttl_s=600)
+            if lease.status != "running":
+                return TickReport(ran=False, reasons=list(lease.reasons))
+            try:
+                return self._tick(candles)
+            finally:
+                self.coordinator.end(lease.activity_id)  # type: ignore[arg-type]
 
     def _tick(self, candles: dict[str, pl.DataFrame]) -> TickReport:
         report = TickReport(reconcile=self.engine.reconcile().to_dict())
@@ -80,22 +92,53 @@ class Trader:
         closes = {s: df["close"].to_numpy() for s, df in frames.items()}
         start = {s: self._first_bar(s, times[s]) for s in frames}
         held = self._held()
+        latest = {s: float(closes[s][-1]) for s in frames}
+        for strategy, symbol, coid in self.engine.exits_to_rederive():
+            if symbol in frames:  # its exit expired or was cancelled: the position is still to sell
+                intent = Intent(strategy, symbol, "exit", latest[symbol], f"redo-{coid}", account=self.engine.account)
+                self._record(report, self.engine.submit(intent, latest), intent, held)
         timeline = sorted({int(t) for s in frames for t in times[s][start[s]:]})
+        stale_from = None if self.max_bar_age_s is None else (self.engine.clock() - self.max_bar_age_s) * 1000
         for t in timeline:
             bar = {s: int(np.searchsorted(times[s], t)) for s in frames}
             bar = {s: i for s, i in bar.items() if i < len(times[s]) and times[s][i] == t}
+            marks = self._marks(t, times, closes)
             exits, entries = self._intents(t, bar, signals, closes, held)
-            for intent in exits:
-                self._record(report, self.engine.submit(intent), intent, held)
-            for intent in self._settle(entries, t):
-                self._record(report, self.engine.submit(intent), intent, held)
+            if entries and stale_from is not None and t < stale_from:
+                report.reasons.append(f"{len(entries)} entr(ies) on a bar older than {self.max_bar_age_s:.0f}s "
+                                      "not traded: a stale signal only exits")
+                entries = []
             if exits or entries:  # a crash can then only repeat this one bar, whose orders are keyed
-                self._advance({s: t for s in bar})
+                self._advance(self._before(t, times))
+            for intent in exits:
+                self._record(report, self.engine.submit(intent, marks), intent, held)
+            for intent in self._settle(entries, t):
+                self._record(report, self.engine.submit(intent, marks), intent, held)
             report.bars += 1
         if timeline:
             self._advance({s: int(times[s][-1]) for s in frames})
         report.mark = self.engine.mark({s: float(closes[s][-1]) for s in frames})
         return report
+
+    @staticmethod
+    def _before(t: int, times: dict[str, np.ndarray]) -> dict[str, int]:
+        """Each symbol's last bar strictly before bar time `t`: what is fully traded once t begins."""
+        out = {}
+        for s, ts in times.items():
+            i = int(np.searchsorted(ts, t, side="left"))
+            if i > 0:
+                out[s] = int(ts[i - 1])
+        return out
+
+    @staticmethod
+    def _marks(t: int, times: dict[str, np.ndarray], closes: dict[str, np.ndarray]) -> dict[str, float]:
+        """Every symbol's latest close at or before bar time `t` (what the account is worth then)."""
+        out = {}
+        for s, ts in times.items():
+            i = int(np.searchsorted(ts, t, side="right")) - 1
+            if i >= 0:
+                out[s] = float(closes[s][i])
+        return out
 
     def _intents(self, t: int, bar: dict[str, int], signals: dict[tuple[str, str], Signals],
                  closes: dict[str, np.ndarray], held: set[tuple[str, str]]) -> tuple[list[Intent], list[Intent]]:
