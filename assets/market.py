@@ -56,6 +56,11 @@ def candles(context: dg.AssetExecutionContext, market: MarketDataResource,
         "last_timestamp": str(df["timestamp"].max()) if df.height else "",
         "last_close": float(df["close"][-1]) if df.height else 0.0,
     }
+    if market.source == "ccxt" and df.height:
+        # A live feed is as fresh as its newest bar, not as the run that fetched it: the freshness
+        # check (assets/freshness.py) reads this key, so a feed that stops delivering bars goes red.
+        newest_close = df["timestamp"].max().timestamp() + timeframe_s
+        metadata["dagster/last_updated_timestamp"] = dg.MetadataValue.timestamp(newest_close)
     if df.height:
         title = f"{symbol} close" + (" (true regimes shaded)" if shading is not None else "")
         metadata["chart"] = price_with_regimes(df["timestamp"].to_list(), df["close"].to_numpy(),

@@ -63,4 +63,6 @@ def test_processes_never_over_allocate_on_postgres(pg_url: str, tmp_path: Path) 
     # Eight processes (the sixteen-process race runs on the default SQLite ledger): enough to make
     # the row lock on `capital` the only thing between them and over-allocation.
     decisions = run_race(pg_url, tmp_path, procs=8, each=15)
+    assert len(decisions) == 8 * 15
+    assert any(d[0] for d in decisions), "nothing was granted: the race proved nothing"
     assert_never_over_allocated(pg_url, decisions)

@@ -66,6 +66,7 @@ def test_each_check_fails_on_the_data_it_guards(check: str) -> None:
     outcomes = {o.name: o for o in inspect_candles(_bad_frames()[check], 60, 0.01)}
     assert not outcomes[check].passed and outcomes[check].description
     good = {o.name: o for o in inspect_candles(simulate("BTC-USDT", 500, 7), 60, 0.01)}
+    assert set(good) == {"sorted_unique", "gaps", "ohlc_sane", "no_nan"}
     assert all(o.passed for o in good.values())
 
 
@@ -119,7 +120,9 @@ def test_candles_from_a_loopback_exchange_through_ccxt(settings: Settings) -> No
         first = dg.materialize([candles], partition_key="ETH-USDT", resources=res)
         rows = first.asset_materializations_for_node("candles")[0].metadata["rows"].value
         assert 1430 <= rows <= 1441  # a day of closed 1-minute bars, over two pages
-        assert all(e.passed for e in first.get_asset_check_evaluations())
+        evaluations = first.get_asset_check_evaluations()
+        assert {e.check_name for e in evaluations} == {"sorted_unique", "gaps", "ohlc_sane", "no_nan"}
+        assert all(e.passed for e in evaluations)
         budget = res["execution"].coordinator().snapshot()["api_calls"]["binance"]
         assert budget["minute"] >= 2  # every page counted against the shared exchange budget
         fake.fail_next("/api/v3/klines", status=429)  # retried, not fatal
