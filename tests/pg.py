@@ -107,11 +107,32 @@ def scratch_database(prefix: str = "nettrace_test") -> Iterator[ScratchDatabase]
     admin, user = connect_admin()
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin:
+        _drop_orphans(admin, prefix)
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
             yield ScratchDatabase(name, user)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _drop_orphans(admin: Any, prefix: str) -> None:
+    """Drop scratch databases left by sessions that were killed before their teardown (the
+    server is on loopback, so their creator's pid is a process on this machine)."""
+    rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}\\_%",)).fetchall()
+    for (name,) in rows:
+        pid = name[len(prefix) + 1:].split("_", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 @pytest.fixture(scope="session")

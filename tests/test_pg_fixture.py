@@ -90,3 +90,14 @@ def test_role_falls_back_to_root_and_the_database_is_dropped(monkeypatch: pytest
     with admin:
         left = admin.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (db.name,)).fetchone()[0]
     assert left == 0
+
+
+def test_a_killed_sessions_database_is_dropped_by_the_next(pg_database: pg.ScratchDatabase) -> None:
+    admin, _ = pg.connect_admin()
+    with admin:
+        dead_pid = 2**22 + 12345  # above the largest pid Linux can give out (2**22)
+        orphan = f"nettrace_orphan_test_{dead_pid}_deadbeef"
+        admin.execute(f'CREATE DATABASE "{orphan}"')
+        with pg.scratch_database("nettrace_orphan_test") as db:
+            names = {r[0] for r in admin.execute("SELECT datname FROM pg_database").fetchall()}
+            assert db.name in names and orphan not in names
