@@ -3,18 +3,61 @@
 Each setting is an environment variable with a default; the README's table is checked against
 `SETTINGS` by a test, so a new setting is documented or the suite fails. Read settings with
 `load_settings()`; a bad value is a `SettingsError` with one line naming the variable.
+
+Every value is checked when it is loaded, not where it is first used: a number outside its
+`Range` (or not finite), a timeframe that is not 1m … 1d, a symbol list with a typo, a home that
+is a file. A run that starts has settings it can finish with.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nettrace_dagster.market.symbols import SymbolError, parse_symbol_list
+
 
 class SettingsError(ValueError):
     """A setting has a value NetTrace cannot use."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed numbers: between `low` and `high`, each end closed unless marked open."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False  # inf passes `value > 0`, nan fails nothing: neither is ever a setting
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else _num(self.low)
+        high = "inf" if self.high is None else _num(self.high)
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        return f"{left}{low}, {high}{right}"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+# Shared ranges, so "a count" or "a share" means the same everywhere.
+COUNT = Range(1, 1_000_000)
+SHARE = Range(0.0, 1.0)
+FINITE = Range()
 
 
 @dataclass(frozen=True)
@@ -24,39 +67,111 @@ class Setting:
     kind: type
     doc: str
     choices: tuple[str, ...] = ()
+    # Numbers (int/float kinds, or `number` for a str setting where empty means "built-in") must
+    # be finite and inside `bounds`; `check` adds a rule a range cannot say (returns the problem).
+    bounds: Range | None = None
+    number: type | None = None
+    check: Callable[[Any], str | None] | None = None
+    secret: bool = False  # never echo the value in an error (keys, tokens, webhook URLs)
+
+
+def _folder(path: Path) -> str | None:
+    # Walk up to the first thing that exists: a file anywhere on the way (NETTRACE_HOME=/etc/passwd,
+    # or /etc/passwd/x) fails here, not as NotADirectoryError deep inside a write.
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else f"{candidate} is a file, not a folder"
+    return None
+
+
+def _symbols(value: str) -> str | None:
+    try:
+        parse_symbol_list(value, "symbol")
+    except SymbolError as exc:
+        return str(exc)
+    return None
+
+
+_TIMEFRAME = re.compile(r"([1-9][0-9]{0,4})([mhd])")
+_TIMEFRAME_UNIT_S = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _timeframe(value: str) -> str | None:
+    match = _TIMEFRAME.fullmatch(value)
+    seconds = int(match.group(1)) * _TIMEFRAME_UNIT_S[match.group(2)] if match else 0
+    if 60 <= seconds <= 86400:
+        return None
+    return "expected a timeframe like 1m, 5m, 15m, 1h, 4h or 1d (1 minute … 1 day)"
+
+
+def _divides_hour(minutes: int) -> str | None:
+    return None if 60 % minutes == 0 else "must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60)"
+
+
+def _schedule_minutes(minutes: int) -> str | None:
+    # The schedule's own rule (cron.py), so load and schedule never disagree.
+    from nettrace_dagster.cron import every_minutes_cron
+
+    try:
+        every_minutes_cron(minutes, "")
+    except SettingsError:
+        return "use a divisor of 60, or whole hours (60, 120, … 1440)"
+    return None
+
+
+def _web_url(value: str) -> str | None:
+    if not value or re.fullmatch(r"https?://[^\s/]+\S*", value):
+        return None
+    return "expected an http(s):// URL or empty"
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("NETTRACE_HOME", "./.nettrace", Path, "All state: Parquet lake, DuckDB, ledger, audit logs, DAGSTER_HOME."),
+    Setting("NETTRACE_HOME", "./.nettrace", Path, "All state: Parquet lake, DuckDB, ledger, audit logs, DAGSTER_HOME.",
+            check=_folder),
     Setting("NETTRACE_PROFILE", "local", str, "`local` (offline simulator) or `live` (ccxt prices, paper trading).",
             ("local", "live")),
     Setting("NETTRACE_MARKET_SOURCE", "", str,
             "Where candles come from: `sim`, `ccxt` or `file`. Empty: `sim` on local, `ccxt` on live.",
             ("", "sim", "ccxt", "file")),
-    Setting("NETTRACE_SYMBOLS", "BTC-USDT,ETH-USDT,SOL-USDT", str, "Symbols (partition keys), comma separated."),
-    Setting("NETTRACE_TIMEFRAME", "1m", str, "Candle timeframe for the sim and ccxt sources (1m … 1d)."),
-    Setting("NETTRACE_SIM_SEED", "7", int, "Seed of the simulated market: same seed, same bars."),
-    Setting("NETTRACE_SIM_BARS", "10080", int, "Bars per symbol the simulator holds (10080 = 7 days of 1m)."),
+    Setting("NETTRACE_SYMBOLS", "BTC-USDT,ETH-USDT,SOL-USDT", str,
+            "Symbols (partition keys), comma separated, each BASE-QUOTE in letters and digits.", check=_symbols),
+    Setting("NETTRACE_TIMEFRAME", "1m", str, "Candle timeframe for the sim and ccxt sources (1m … 1d).",
+            check=_timeframe),
+    Setting("NETTRACE_SIM_SEED", "7", int, "Seed of the simulated market: same seed, same bars.",
+            bounds=Range(0, 2**32 - 1)),
+    Setting("NETTRACE_SIM_BARS", "10080", int, "Bars per symbol the simulator holds (10080 = 7 days of 1m).",
+            bounds=Range(1, 10_000_000)),
     Setting("NETTRACE_CCXT_EXCHANGE", "binance", str, "ccxt exchange id for the ccxt source and broker."),
-    Setting("NETTRACE_CCXT_HISTORY_DAYS", "7", int, "How far back the first ccxt fetch of a symbol goes."),
-    Setting("NETTRACE_CCXT_MAX_RETRIES", "5", int, "Tries per ccxt request on transient errors before failing."),
+    Setting("NETTRACE_CCXT_HISTORY_DAYS", "7", int, "How far back the first ccxt fetch of a symbol goes.",
+            bounds=Range(1, 3650)),
+    Setting("NETTRACE_CCXT_MAX_RETRIES", "5", int, "Tries per ccxt request on transient errors before failing.",
+            bounds=Range(1, 100)),
     Setting("NETTRACE_IMPORT_DIR", "./import", Path, "Folder the `file` source reads: `<SYMBOL>.csv` or `.parquet`."),
-    Setting("NETTRACE_CANDLES_REFRESH_MINUTES", "15", int, "Interval of the candles refresh schedule."),
-    Setting("NETTRACE_GAP_TOLERANCE", "0.01", float, "Share of missing bars the gap check tolerates."),
-    Setting("NETTRACE_REGIME_WINDOW", "300", int, "Bars in the regime detector's trailing window."),
-    Setting("NETTRACE_LEDGER_URL", "", str, "SQLAlchemy URL of the ledger. Empty: SQLite in NETTRACE_HOME."),
+    Setting("NETTRACE_CANDLES_REFRESH_MINUTES", "15", int, "Interval of the candles refresh schedule.",
+            bounds=Range(1, 1440), check=_schedule_minutes),
+    Setting("NETTRACE_GAP_TOLERANCE", "0.01", float, "Share of missing bars the gap check tolerates.", bounds=SHARE),
+    Setting("NETTRACE_REGIME_WINDOW", "300", int, "Bars in the regime detector's trailing window.",
+            bounds=Range(2, 1_000_000)),
+    Setting("NETTRACE_LEDGER_URL", "", str, "SQLAlchemy URL of the ledger. Empty: SQLite in NETTRACE_HOME.",
+            secret=True),
     Setting("NETTRACE_LIVE_TRADING", "0", bool, "Second switch for real orders (needs keys too). Off: paper."),
-    Setting("NETTRACE_EXCHANGE_API_KEY", "", str, "Exchange API key for real trading (never logged)."),
-    Setting("NETTRACE_EXCHANGE_API_SECRET", "", str, "Exchange API secret for real trading (never logged)."),
-    Setting("NETTRACE_INITIAL_CAPITAL_USD", "100.0", float, "Paper account's starting capital."),
+    Setting("NETTRACE_EXCHANGE_API_KEY", "", str, "Exchange API key for real trading (never logged).", secret=True),
+    Setting("NETTRACE_EXCHANGE_API_SECRET", "", str, "Exchange API secret for real trading (never logged).",
+            secret=True),
+    Setting("NETTRACE_INITIAL_CAPITAL_USD", "100.0", float, "Paper account's starting capital.",
+            bounds=Range(0, 1e9, low_open=True)),
     Setting("NETTRACE_LEDGER_SYNCHRONOUS", "FULL", str,
             "SQLite fsync mode of the ledger: FULL survives power cuts, NORMAL only crashes.",
             ("FULL", "NORMAL", "EXTRA")),
-    Setting("NETTRACE_TRADING_TICK_MINUTES", "1", int, "Interval of the trading_tick schedule (a divisor of 60)."),
+    Setting("NETTRACE_TRADING_TICK_MINUTES", "1", int, "Interval of the trading_tick schedule (a divisor of 60).",
+            bounds=Range(1, 60), check=_divides_hour),
     Setting("NETTRACE_TRADER_CATCH_UP_BARS", "", str,
-            "Bars one tick may trade after its cursor. Empty: a day of bars on sim, 1 on real markets."),
+            "Bars one tick may trade after its cursor. Empty: a day of bars on sim, 1 on real markets.",
+            number=int, bounds=COUNT),
+    # The rules check tightening themselves (rules.py, when the execution layer loads); here
+    # only "a finite number or empty", so a typo fails every command, not just the trading ones.
     *(Setting(f"NETTRACE_RULE_{name}", "", str, f"Tighten {what}; empty = built-in (docs/execution.md). "
-              "A loosening value is refused at load.")
+              "A loosening value is refused at load.", number=float, bounds=FINITE)
       for name, what in (
           ("EQUITY_FLOOR_USD", "the HARDSTOP equity floor (Rule 1)"),
           ("MAX_DRAWDOWN", "the HARDSTOP drawdown from peak (Rule 1)"),
@@ -74,18 +189,26 @@ SETTINGS: tuple[Setting, ...] = (
           ("MAX_POSITION_FRACTION", "the largest share of equity one entry may use"),
           ("MIN_RESERVE_FRACTION", "the share of equity kept as untouchable cash reserve"),
       )),
-    Setting("REGIME_BULL_THRESHOLD", "0.01", float, "Trailing-window return above which a bar is BULL."),
-    Setting("REGIME_BEAR_THRESHOLD", "-0.01", float, "Trailing-window return below which a bar is BEAR."),
-    Setting("PARAM_OPT_INTERVAL_HOURS", "6", int, "Hours between parameter optimizations."),
-    Setting("PARAM_OPT_COLD_LOOKBACK_DAYS", "7", int, "Days of history in a COLD backtest."),
-    Setting("PARAM_OPT_MAX_DAILY_LOSS_USD", "5.0", float, "Daily loss limit (Rule 1); may only be tightened."),
+    Setting("REGIME_BULL_THRESHOLD", "0.01", float, "Trailing-window return above which a bar is BULL.",
+            bounds=Range(-1.0, 1.0)),
+    Setting("REGIME_BEAR_THRESHOLD", "-0.01", float, "Trailing-window return below which a bar is BEAR.",
+            bounds=Range(-1.0, 1.0)),
+    Setting("PARAM_OPT_INTERVAL_HOURS", "6", int, "Hours between parameter optimizations.", bounds=Range(1, 168)),
+    Setting("PARAM_OPT_COLD_LOOKBACK_DAYS", "7", int, "Days of history in a COLD backtest.", bounds=Range(1, 3650)),
+    Setting("PARAM_OPT_MAX_DAILY_LOSS_USD", "5.0", float, "Daily loss limit (Rule 1); may only be tightened.",
+            bounds=Range(0, 1e9, low_open=True)),
     Setting("DISCOVERY_ARXIV_ENABLED", "1", bool, "Read arXiv feeds during discovery."),
-    Setting("OPPORTUNITY_MIN_SCORE_FOR_SUBMISSION", "0.65", float, "Score at which an opportunity gets code."),
-    Setting("SLACK_WEBHOOK_URL", "", str, "Slack incoming webhook for alerts (empty: log only)."),
-    Setting("DISCORD_WEBHOOK_URL", "", str, "Discord webhook for alerts (empty: log only)."),
+    Setting("OPPORTUNITY_MIN_SCORE_FOR_SUBMISSION", "0.65", float, "Score at which an opportunity gets code.",
+            bounds=SHARE),
+    Setting("SLACK_WEBHOOK_URL", "", str, "Slack incoming webhook for alerts (empty: log only).", check=_web_url,
+            secret=True),
+    Setting("DISCORD_WEBHOOK_URL", "", str, "Discord webhook for alerts (empty: log only).", check=_web_url,
+            secret=True),
     Setting("FLYCTL_PATH", "flyctl", str, "flyctl binary for Fly.io deploys."),
-    Setting("FLY_API_TOKEN", "", str, "Fly.io token; when set on `live`, Fly is the deploy target (never logged)."),
-    Setting("ANTHROPIC_API_KEY", "", str, "Claude key for strategy generation on `live` (never logged)."),
+    Setting("FLY_API_TOKEN", "", str, "Fly.io token; when set on `live`, Fly is the deploy target (never logged).",
+            secret=True),
+    Setting("ANTHROPIC_API_KEY", "", str, "Claude key for strategy generation on `live` (never logged).",
+            secret=True),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -105,10 +228,38 @@ def _parse(setting: Setting, raw: str) -> Any:
                 return False
             raise ValueError(raw)
         if setting.kind is Path:
-            return Path(raw).expanduser().resolve()
-        return setting.kind(raw)
-    except ValueError:
+            if not raw:
+                raise SettingsError(f"{setting.name} is empty: name a folder")  # '' would be the cwd
+            value: Any = Path(raw).expanduser().resolve()
+        else:
+            value = setting.kind(raw)
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, SettingsError):
+            raise
         raise SettingsError(f"{setting.name}={raw!r} is not a valid {setting.kind.__name__}") from None
+    number_kind = setting.number or (setting.kind if setting.kind in (int, float) else None)
+    if number_kind is not None and (raw or setting.number is None):
+        _check_number(setting, raw, value if setting.number is None else _as_number(setting, number_kind, raw))
+    if setting.check is not None and (problem := setting.check(value)):
+        shown = "<hidden>" if setting.secret else repr(raw)
+        raise SettingsError(f"{setting.name}={shown}: {problem}")
+    return value
+
+
+def _as_number(setting: Setting, kind: type, raw: str) -> float:
+    try:
+        return kind(raw)
+    except ValueError:
+        noun = "whole number" if kind is int else "number"
+        raise SettingsError(f"{setting.name}={raw!r} is not a {noun}") from None
+
+
+def _check_number(setting: Setting, raw: str, value: float) -> None:
+    bounds = setting.bounds or FINITE
+    if not bounds.contains(value):
+        noun = "a whole number" if isinstance(value, int) else "a finite number"
+        where = "" if bounds == FINITE else f" in {bounds}"
+        raise SettingsError(f"{setting.name}={raw!r}: must be {noun}{where}")
 
 
 @dataclass(frozen=True)
@@ -129,11 +280,11 @@ class Settings:
 
     @property
     def symbols(self) -> list[str]:
-        symbols = [s.strip() for s in self.values["NETTRACE_SYMBOLS"].split(",") if s.strip()]
-        for s in symbols:
-            if "/" in s:
-                raise SettingsError(f"NETTRACE_SYMBOLS: {s!r} contains '/'; write it as {s.replace('/', '-')}")
-        return symbols
+        """Canonical (upper-case) symbols; `load_settings` has already refused a bad list."""
+        try:
+            return parse_symbol_list(self.values["NETTRACE_SYMBOLS"], "symbol")
+        except SymbolError as exc:  # only reachable for a Settings built by hand
+            raise SettingsError(f"NETTRACE_SYMBOLS: {exc}") from None
 
     @property
     def market_source(self) -> str:
@@ -172,6 +323,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read every setting from `env` (default: the process environment)."""
     env = os.environ if env is None else env
     values = {s.name: _parse(s, env.get(s.name, s.default)) for s in SETTINGS}
+    # Rules between settings: checked here too, so no run starts with a pair it cannot use.
+    bull, bear = values["REGIME_BULL_THRESHOLD"], values["REGIME_BEAR_THRESHOLD"]
+    if not bear < bull:
+        raise SettingsError(f"REGIME_BEAR_THRESHOLD={bear:g} must be below REGIME_BULL_THRESHOLD={bull:g}")
     return Settings(values)
 
 

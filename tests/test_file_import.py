@@ -71,11 +71,24 @@ def test_daily_parquet(tmp_path: Path) -> None:
     ("seconds.csv", HEADER + "1704067200,1,2,0.5,1.5,1\n1704067201,1,2,0.5,1.5,1\n", "outside 1 minute"),
     ("inverted.csv", HEADER + "1704067200,1,0.9,0.5,0.8,1\n", "low <= open,close <= high"),
     ("notes.txt.bin", "x", "expected a .csv or .parquet"),
+    # Past Python's year 9999 polars panicked (a Rust crash); far years are typos anyway.
+    ("huge.csv", HEADER + "99999999999999999999999,1,2,0.5,1.5,1\n", "outside 1900 … 2300"),
+    ("ns_future.csv", HEADER + "99999999999999999999,1,2,0.5,1.5,1\n", "outside 1900 … 2300"),
+    ("inf.csv", HEADER + "inf,1,2,0.5,1.5,1\n", "outside 1900 … 2300"),
+    ("nan.csv", HEADER + "nan,1,2,0.5,1.5,1\n", "outside 1900 … 2300"),
+    ("old.csv", HEADER + "1800-01-01T00:00:00,1,2,0.5,1.5,1\n", "outside 1900 … 2300"),
+    ("year9999.csv", HEADER + "9999-12-31T23:59:59,1,2,0.5,1.5,1\n", "outside 1900 … 2300"),
 ])
 def test_malformed_files_name_the_problem(tmp_path: Path, name: str, text: str, message: str) -> None:
     with pytest.raises(CandleError) as err:
         read_candle_file(write(tmp_path, name, text))
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_folder_is_not_a_candle_file(tmp_path: Path) -> None:
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(CandleError, match="is a folder"):
+        read_candle_file(tmp_path / "dir.csv")
 
 
 def test_import_is_all_or_nothing_and_idempotent(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ import importlib
 import json
 import pkgutil
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from nettrace_dagster.market.schema import CandleError
+from nettrace_dagster.market.symbols import SymbolError
 from nettrace_dagster.settings import SettingsError
 
 
@@ -21,8 +22,36 @@ class UsageError(Exception):
     """Bad usage or bad input: exit 2 with the message on one line."""
 
 
-# Errors whose message is already one line that names the problem.
-INPUT_ERRORS: tuple[type[BaseException], ...] = (UsageError, CandleError, SettingsError, FileNotFoundError)
+# Errors whose message is already one line that names the problem. The OSErrors are a path the
+# user gave that is a file where a folder belongs (or the reverse), or not theirs to write.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError, CandleError, SettingsError, SymbolError,
+    FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
+)
+# The same, for error classes that live in heavy modules: (module, class). They are matched only
+# once their module is loaded (if it is not, nothing can have raised them), so a command that
+# never opens the ledger never pays for importing SQLAlchemy.
+LAZY_INPUT_ERRORS: tuple[tuple[str, str], ...] = (
+    ("nettrace_dagster.execution.db", "LedgerError"),
+)
+
+
+def is_input_error(exc: BaseException) -> bool:
+    if isinstance(exc, INPUT_ERRORS):
+        return True
+    for module_name, class_name in LAZY_INPUT_ERRORS:
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (the contract) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        first = message.splitlines()[0] if message else "bad usage"
+        self.exit(2, f"{self.prog}: error: {first} (see {self.prog} --help)\n")
 
 
 def emit(payload: Any, as_json: bool, human: str | None = None) -> None:
@@ -34,8 +63,8 @@ def emit(payload: Any, as_json: bool, human: str | None = None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nettrace", description="NetTrace trading platform")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="nettrace", description="NetTrace trading platform")
+    sub = parser.add_subparsers(dest="command", required=True)  # subparsers inherit OneLineParser
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
         register = getattr(module, "register", None)
@@ -52,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if exc.code not in (0, None) else 0
     try:
         return int(args.func(args) or 0)
-    except INPUT_ERRORS as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except Exception as exc:
+        if not is_input_error(exc):
+            raise  # a bug, not bad input: the traceback is what a bug report needs
+        msg = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         print(f"nettrace {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nettrace_dagster.cli import UsageError, emit
-from nettrace_dagster.settings import load_settings
+from nettrace_dagster.settings import Settings, load_settings
 
 # The handlers import their domain modules themselves: every `nettrace` call loads every command
 # module, and the lake and instance modules pull in Dagster.
@@ -15,12 +19,12 @@ from nettrace_dagster.settings import load_settings
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import a CSV/Parquet candle file into the lake (all or nothing)")
     p.add_argument("file", type=Path)
-    p.add_argument("--symbol", required=True, help="partition key, e.g. BTC-USDT")
+    p.add_argument("--symbol", required=True, help="partition key, BASE-QUOTE like BTC-USDT")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=handle_import)
 
-    q = sub.add_parser("sql", help="query the lake and audit logs with DuckDB")
-    q.add_argument("query")
+    q = sub.add_parser("sql", help="query the lake and audit logs with DuckDB (read-only)")
+    q.add_argument("query", help="one SELECT (or WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=handle_sql)
 
@@ -42,20 +46,66 @@ def handle_import(args: argparse.Namespace) -> int:
 
 
 def handle_sql(args: argparse.Namespace) -> int:
-    from nettrace_dagster.warehouse import Warehouse
+    import duckdb
+
+    from nettrace_dagster.warehouse import Warehouse, WarehouseError
 
     settings = load_settings()
+    # A damaged lake file is left out of its view, and said so: the other partitions still answer.
+    warehouse = Warehouse(settings.lake_dir, settings.audit_dir,
+                          warn=lambda msg: print(f"nettrace sql: warning: {msg}", file=sys.stderr))
     try:
-        df = Warehouse(settings.lake_dir, settings.audit_dir).query(args.query)
-    except Exception as exc:  # duckdb raises many types; all are bad input here
-        raise UsageError(str(exc).splitlines()[0]) from None
-    emit(df.to_dicts(), args.json, str(df))
+        df = warehouse.query(args.query)
+    except (WarehouseError, duckdb.Error) as exc:  # the query's fault: one line, exit 2
+        raise UsageError(_one_line(exc)) from None
+    try:
+        # Some values DuckDB can hold, polars cannot show (intervals, unions, 'infinity'
+        # timestamps): a ComputeError, or a Rust panic that also writes its own lines to fd 2.
+        with _fd2_silenced():
+            rows, table = df.to_dicts(), str(df)
+    except (Exception, PanicException) as exc:
+        raise UsageError(f"cannot show the result: {_one_line(exc)}") from None
+    emit(rows, args.json, table)
     return 0
+
+
+try:
+    from polars.exceptions import PanicException
+except ImportError:  # pragma: no cover - older polars: pyo3's own class
+    PanicException = BaseException  # type: ignore[assignment,misc]
+
+
+def _one_line(exc: BaseException) -> str:
+    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+
+
+@contextmanager
+def _fd2_silenced() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for a moment: a Rust panic prints there past Python."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def handle_init(args: argparse.Namespace) -> int:
-    from nettrace_dagster.instance import prepare_home
-
-    home = prepare_home(load_settings())
+    home = ensure_home(load_settings())
     emit({"dagster_home": str(home)}, args.json, f"DAGSTER_HOME={home}")
     return 0
+
+
+def ensure_home(settings: Settings) -> Path:
+    """`prepare_home`, with an unusable home as one line (UsageError) instead of an OSError."""
+    from nettrace_dagster.instance import prepare_home
+
+    try:
+        return prepare_home(settings)
+    except OSError as exc:  # a file where a folder belongs, a read-only disk: the home is unusable
+        where = exc.filename or settings.home
+        reason = exc.strerror or str(exc)
+        raise UsageError(f"NETTRACE_HOME {settings.home}: cannot create {where} ({reason})") from None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 import nettrace_dagster.coordinator.models  # noqa: F401  (registers the coordinator's tables)
@@ -89,7 +90,12 @@ class Ledger:
 
     def __init__(self, url: str, synchronous: str | None = None) -> None:
         self.url = normalise_url(url)
-        parsed = make_url(self.url)
+        try:
+            parsed = make_url(self.url)
+        except Exception:  # noqa: BLE001 - ArgumentError, ValueError…: all mean "not a URL"
+            # Not echoed: an unparseable URL cannot be redacted, and it may hold a password.
+            raise LedgerError("ledger URL is not a database URL: expected sqlite:///path/ledger.db "
+                              "or postgresql://user@host/db") from None
         self.dialect = parsed.get_backend_name()
         self._local = threading.local()
         self._lock_path: Path | None = None
@@ -97,7 +103,12 @@ class Ledger:
             if not parsed.database or parsed.database == ":memory:":
                 raise LedgerError("the ledger needs a SQLite file (sqlite:///path/ledger.db), not memory")
             db_path = Path(parsed.database)
-            db_path.parent.mkdir(parents=True, exist_ok=True)
+            if db_path.is_dir():
+                raise LedgerError(f"ledger {db_path} is a folder, not a SQLite file")
+            try:
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LedgerError(f"ledger {db_path}: cannot create its folder ({exc.strerror})") from None
             self._lock_path = db_path.with_name(db_path.name + ".lock")
             self.synchronous = sqlite_synchronous(synchronous)
             self.engine = _sqlite_engine(self.url, True, self.synchronous)
@@ -106,14 +117,27 @@ class Ledger:
             # their holders: their commits need not wait for the disk.
             self.lease_engine = _sqlite_engine(self.url, True, "NORMAL")
         elif self.dialect == "postgresql":
-            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+            # An unreachable server is a one-line error after 10 s, not a hang on the OS's TCP timeout.
+            connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+            try:
+                self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16,
+                                            connect_args=connect_args)
+            except Exception as exc:  # noqa: BLE001 - e.g. an unknown driver (postgresql+nosuch://)
+                raise LedgerError(f"ledger {redact(url)}: {_reason(exc, parsed.password)}") from None
             self.read_engine = self.lease_engine = self.engine
         else:
             raise LedgerError(f"ledger URL {redact(url)}: only sqlite and postgresql are supported")
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._lease = sessionmaker(self.lease_engine, expire_on_commit=False)
-        self._create_schema()
+        try:
+            self._create_schema()
+        except (SQLAlchemyError, OSError) as exc:
+            # The first touch of the database: a corrupt or truncated file, something that is not
+            # a database, a server that does not answer. Nothing was written; say so in one line.
+            self.dispose()
+            reason = _reason(exc, parsed.password)
+            raise LedgerError(f"ledger {redact(url)} cannot be opened: {reason}") from None
 
     @property
     def is_sqlite(self) -> bool:
@@ -187,6 +211,13 @@ class Ledger:
     def dispose(self) -> None:
         for engine in {self.engine, self.read_engine, self.lease_engine}:
             engine.dispose()
+
+
+def _reason(exc: BaseException, password: str | None) -> str:
+    """The database's own first line (not SQLAlchemy's wrapper), never with the password in it."""
+    orig = getattr(exc, "orig", None) or exc
+    text = next((line.strip() for line in str(orig).splitlines() if line.strip()), type(orig).__name__)
+    return text.replace(password, "***") if password else text
 
 
 def serialize(session: Session, key: str) -> None:

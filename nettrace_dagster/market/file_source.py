@@ -3,8 +3,9 @@
 Accepted: a header with `timestamp,open,high,low,close,volume` (any order, any case, extra
 columns ignored), or Binance public-data kline CSVs (no header, 12 columns, open time first).
 Timestamps: ISO 8601 (naive means UTC), or epoch seconds / milliseconds / microseconds /
-nanoseconds, told apart by magnitude. Any regular timeframe from 1 minute to 1 day.
-Every problem is a `CandleError` with one line naming it; nothing is written by this module.
+nanoseconds, told apart by magnitude, between 1900 and 2300. Any regular timeframe from 1 minute
+to 1 day. Every problem is a `CandleError` with one line naming it; nothing is written by this
+module.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ TIMESTAMP_ALIASES = ("timestamp", "open_time", "time", "date", "datetime")
 MIN_TIMEFRAME_S, MAX_TIMEFRAME_S = 60, 86_400
 # Epoch magnitude → unit: below 1e11 seconds (until year 5138), 1e14 ms, 1e17 µs, else ns.
 _EPOCH_UNITS = ((1e11, 1000), (1e14, 1), (1e17, 1e-3), (float("inf"), 1e-6))
+# Timestamps outside these (epoch ms) are typos, not market data — and past Python's year 9999
+# polars panics (a Rust crash, not an exception) as soon as one is shown.
+MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS = -2_208_988_800_000, 10_413_792_000_000  # 1900-01-01, 2300-01-01
+_TS_RANGE = "1900 … 2300"
+
+try:
+    from polars.exceptions import PanicException
+except ImportError:  # pragma: no cover - older polars: pyo3's own class
+    PanicException = BaseException  # type: ignore[assignment,misc]
 
 
 def _is_number(text: str) -> bool:
@@ -41,7 +51,10 @@ def _is_number(text: str) -> bool:
 
 
 def _read_csv(path: Path) -> pl.DataFrame:
-    text = path.read_text(errors="replace")
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise CandleError(f"{path.name}: cannot read ({exc.strerror})") from None
     first = next((line for line in text.splitlines() if line.strip()), None)
     if first is None:
         raise CandleError(f"{path.name}: empty file")
@@ -83,10 +96,22 @@ def _numeric(df: pl.DataFrame, name: str) -> pl.DataFrame:
     return df
 
 
-def _epoch_to_ms(values: pl.Series) -> pl.Series:
-    biggest = float(values.abs().max() or 0)
+def _epoch_to_ms(values: pl.Series, raw: pl.Series, name: str) -> pl.Series:
+    values = values.cast(pl.Float64)
+    finite = values.filter(values.is_finite())
+    biggest = float(finite.abs().max() or 0) if finite.len() else 0.0
     factor = next(f for limit, f in _EPOCH_UNITS if biggest < limit)
-    return (values.cast(pl.Float64) * factor).round(0).cast(pl.Int64)
+    ms = values * factor
+    return _in_range(ms, raw, name).round(0).cast(pl.Int64)
+
+
+def _in_range(ms: pl.Series, raw: pl.Series, name: str) -> pl.Series:
+    """`ms` (epoch milliseconds, float), or CandleError naming the first timestamp out of range."""
+    bad = (~ms.is_finite()) | (ms < MIN_TIMESTAMP_MS) | (ms >= MAX_TIMESTAMP_MS)
+    if bad.any():
+        idx = int(bad.arg_max())
+        raise CandleError(f"{name}: timestamp {raw[idx]!r} at row {idx + 1} is outside {_TS_RANGE}")
+    return ms
 
 
 def _timestamps(df: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -95,13 +120,14 @@ def _timestamps(df: pl.DataFrame, name: str) -> pl.DataFrame:
         raise CandleError(f"{name}: missing timestamp at row {int(ts.is_null().arg_max()) + 1}")
     if isinstance(ts.dtype, pl.Datetime):
         parsed = ts if ts.dtype.time_zone else ts.dt.replace_time_zone("UTC")
+        _in_range(parsed.dt.epoch("ms").cast(pl.Float64), ts.dt.epoch("ms"), name)
     elif ts.dtype.is_numeric():
-        parsed = _epoch_to_ms(ts).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
+        parsed = _epoch_to_ms(ts, ts, name).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
     else:
         text = ts.cast(pl.String).str.strip_chars()
         as_num = text.cast(pl.Float64, strict=False)
         if as_num.null_count() == 0:
-            parsed = _epoch_to_ms(as_num).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
+            parsed = _epoch_to_ms(as_num, text, name).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
         else:
             parsed = _parse_iso(text, name)
     return df.with_columns(parsed.cast(TIMESTAMP_DTYPE).alias("timestamp"))
@@ -112,10 +138,12 @@ def _parse_iso(text: pl.Series, name: str) -> pl.Series:
     for i, value in enumerate(text.to_list()):
         try:
             stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            seconds.append((stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp())
+        except (ValueError, OverflowError):
             raise CandleError(f"{name}: timestamp {value!r} at row {i + 1} is not ISO 8601 or epoch") from None
-        seconds.append((stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp())
-    return _epoch_to_ms(pl.Series(seconds)).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
+    # Seconds are the unit here whatever their size: a year-1 date is out of range, not "ns".
+    ms = pl.Series(seconds, dtype=pl.Float64) * 1000
+    return _in_range(ms, text, name).round(0).cast(pl.Int64).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
 
 
 def read_candle_file(path: Path | str) -> pl.DataFrame:
@@ -123,6 +151,18 @@ def read_candle_file(path: Path | str) -> pl.DataFrame:
     path = Path(path)
     if not path.exists():
         raise CandleError(f"{path}: no such file")
+    if path.is_dir():
+        raise CandleError(f"{path}: is a folder, not a candle file")
+    if not path.is_file():
+        raise CandleError(f"{path}: not a regular file")  # a FIFO or a device would block or never end
+    try:
+        return _read_candle_file(path)
+    except PanicException as exc:  # polars crashed on something not checked above: still one line
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "polars panicked")
+        raise CandleError(f"{path.name}: cannot be read ({first})") from None
+
+
+def _read_candle_file(path: Path) -> pl.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         try:

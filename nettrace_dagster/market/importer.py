@@ -9,8 +9,10 @@ import polars as pl
 
 from nettrace_dagster.market.file_source import read_candle_file
 from nettrace_dagster.market.lake import Lake, write_parquet_atomic
-from nettrace_dagster.market.schema import CandleError, conform, require_valid
+from nettrace_dagster.market.schema import CandleError, conform, infer_timeframe_seconds, require_valid
+from nettrace_dagster.market.schema import seconds_to_timeframe as tf_name
 from nettrace_dagster.market.sources import merge_candles
+from nettrace_dagster.market.symbols import SymbolError, parse_symbol
 
 
 @dataclass(frozen=True)
@@ -27,18 +29,31 @@ def import_candles(path: Path, symbol: str, lake: Lake) -> ImportResult:
     """Validate `path` completely, then merge it into `candles[symbol]` with one atomic write.
 
     Any problem raises CandleError before anything is written, so a bad file never damages
-    what is stored. Bars already stored are final; the file only adds newer or missing ones.
+    what is stored. Bars already stored are final; the file only adds newer or missing ones, at
+    the stored series' timeframe (hourly bars merged into a 1-minute series would look like a
+    1-minute series with 59 of every 60 bars missing).
     """
-    if "/" in symbol or not symbol.strip():
-        raise CandleError(f"symbol {symbol!r}: write it like BTC-USDT (no '/')")
+    symbol = _symbol(symbol)
     incoming = read_candle_file(path)
     stored = lake.read_candles(symbol) if lake.exists("candles", symbol) else None
+    if stored is not None:
+        have, new = infer_timeframe_seconds(stored), infer_timeframe_seconds(incoming)
+        if have and new and have != new:
+            raise CandleError(f"{Path(path).name} holds {tf_name(new)} bars, but {symbol} is stored as "
+                              f"{tf_name(have)} bars: resample the file to {tf_name(have)} first")
     merged = require_valid(merge_candles(stored, conform(incoming)).sort("timestamp"), f"{symbol} after merge")
     new_rows = merged.height - (stored.height if stored is not None else 0)
     if new_rows:
         write_parquet_atomic(merged, lake.path("candles", symbol), compression="zstd")
     return ImportResult(symbol, incoming.height, new_rows, merged.height,
                         str(merged["timestamp"].min()), str(merged["timestamp"].max()))
+
+
+def _symbol(symbol: str) -> str:
+    try:
+        return parse_symbol(symbol, "symbol")
+    except SymbolError as exc:
+        raise CandleError(str(exc)) from None
 
 
 def stored_symbols(lake: Lake) -> list[str]:
@@ -50,7 +65,8 @@ def load_candles_arg(data: str, lake: Lake) -> pl.DataFrame:
     path = Path(data)
     if path.suffix.lower() in (".csv", ".parquet", ".txt") or path.exists():
         return read_candle_file(path)
-    if lake.exists("candles", data):
-        return lake.read_candles(data)
+    symbol = _symbol(data)
+    if lake.exists("candles", symbol):
+        return lake.read_candles(symbol)
     held = ", ".join(stored_symbols(lake)) or "none"
     raise CandleError(f"--data {data!r}: no such file, and no such symbol in the lake (held: {held})")

@@ -4,11 +4,16 @@ Layout (the same one `dagster_polars.PolarsParquetIOManager` uses, so Dagster an
 read the same files): `<lake>/<asset>/<partition>.parquet`, or `<lake>/<asset>.parquet`.
 Writes go to a temporary file that is renamed over the old one, so a crash mid-write never
 leaves a torn file behind: the previous version stays readable.
+
+Asset and partition names become path components, so they are checked to be one plain name
+(no `..`, `/`, control characters) before any path is built; a stored file that cannot be read is
+a one-line `LakeError` naming it, never a polars traceback.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +23,21 @@ import polars as pl
 from dagster import InputContext, OutputContext
 from dagster_polars import PolarsParquetIOManager
 from upath import UPath
+
+from nettrace_dagster.market.schema import CandleError
+
+try:
+    from polars.exceptions import PanicException
+except ImportError:  # pragma: no cover - older polars: pyo3's own class
+    PanicException = BaseException  # type: ignore[assignment,misc]
+
+# One path component: what a symbol, an asset or a partition key may look like on disk.
+_COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=-]{0,127}")  # fullmatch: `$` lets "x\n" through
+
+
+class LakeError(CandleError):
+    """A lake path or file that cannot be used; one line naming it. (A CandleError, so every
+    caller that already reports bad candles in one line reports this too.)"""
 
 
 def write_parquet_atomic(df: pl.DataFrame, path: Path, **kwargs: Any) -> None:
@@ -39,6 +59,9 @@ class Lake:
         self.root = Path(root)
 
     def path(self, asset: str, partition: str | None = None) -> Path:
+        for what, name in (("asset", asset), ("partition", partition)):
+            if name is not None and (not _COMPONENT.fullmatch(name) or ".." in name):
+                raise LakeError(f"{what} {name!r} is not a plain name (letters, digits, _ . = -)")
         return self.root / asset / f"{partition}.parquet" if partition else self.root / f"{asset}.parquet"
 
     def exists(self, asset: str, partition: str | None = None) -> bool:
@@ -49,7 +72,12 @@ class Lake:
         if not path.exists():
             what = f"{asset}[{partition}]" if partition else asset
             raise FileNotFoundError(f"{what} is not in the lake at {path}; materialize it first")
-        return pl.read_parquet(path)
+        try:
+            return pl.read_parquet(path)
+        except (Exception, PanicException) as exc:  # polars raises several kinds for a damaged file
+            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            raise LakeError(f"{path} is unreadable ({first}); move it aside or restore it from a backup"
+                            ) from None
 
     def read_candles(self, symbol: str) -> pl.DataFrame:
         return self.read("candles", symbol)
