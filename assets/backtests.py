@@ -10,6 +10,8 @@ from assets.market import candles as candles_asset
 from assets.market import regimes as regimes_asset
 from nettrace_dagster.backtest.by_regime import ALL, backtest_symbols
 from nettrace_dagster.charts import markdown_table, png_markdown
+from nettrace_dagster.rules import load_rules
+from nettrace_dagster.settings import load_settings
 
 MAX_POINTS = 2_000
 
@@ -20,11 +22,15 @@ def backtests(context: dg.AssetExecutionContext, candles: SymbolFrames,
               regimes: SymbolFrames) -> dg.Output[pl.DataFrame]:
     """Every strategy with its production parameters (defaults until optimized parameters exist)
     backtested on every symbol, one run each; returns, Sharpe, drawdown, win rate and exposure
-    reported for all bars and per regime (BULL / BEAR / SIDEWAYS) from the bars' regime labels."""
+    reported for all bars and per regime (BULL / BEAR / SIDEWAYS) from the bars' regime labels.
+    Entries pass Rule 2 with the execution layer's own rules, tightening settings included."""
     candles, regimes = by_symbol(context, "candles", candles), by_symbol(context, "regimes", regimes)
-    report, results = backtest_symbols(candles, regimes)
+    rules = load_rules(load_settings())  # the same Rules object trading uses: backtest and live agree
+    report, results = backtest_symbols(candles, regimes, rules=rules)
     overall = report.filter(pl.col("regime") == ALL)
-    metadata: dict[str, object] = {"rows": report.height, "table": markdown_table(report.drop("params").to_dicts())}
+    metadata: dict[str, object] = {"rows": report.height, "table": markdown_table(report.drop("params").to_dicts()),
+                                   "rule2_min_confidence": rules.min_confidence,
+                                   "rule2_min_confirmations": rules.min_confirmations}
     if overall.height:
         best = overall.sort("sharpe", descending=True).row(0, named=True)
         metadata["summary"] = dg.MetadataValue.text(

@@ -11,14 +11,17 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import polars as pl
+import pytest
 
 from assets.backtests import backtests
 from assets.market import candles, regimes
 from nettrace_dagster.backtest import EngineParams, run_backtest
 from nettrace_dagster.backtest.by_regime import ALL, backtest_symbols, held_mask, regime_labels
 from nettrace_dagster.backtest.synthetic import synthetic_candles
+from nettrace_dagster.market.lake import Lake
 from nettrace_dagster.partitions import symbol_partitions
 from nettrace_dagster.resources import MarketDataResource, build_resources
+from nettrace_dagster.rules import Rules
 from nettrace_dagster.settings import Settings
 
 
@@ -55,11 +58,12 @@ def test_regime_labels_and_held_mask() -> None:
     assert abs(held.mean() - result.metrics.exposure) < 1e-12
 
 
-def test_materialize_backtests(settings: Settings) -> None:
+def test_materialize_backtests(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     res = {**build_resources(settings),
            "market": MarketDataResource(source="sim", lake_dir=str(settings.lake_dir), sim_bars=2000)}
     for key in symbol_partitions.get_partition_keys():
         assert dg.materialize([candles, regimes], partition_key=key, resources=res).success
+    monkeypatch.delenv("NETTRACE_RULE_MIN_CONFIDENCE", raising=False)
     result = dg.materialize([candles, regimes, backtests], selection=[backtests], resources=res)
     assert result.success
     mat = result.asset_materializations_for_node("backtests")[0]
@@ -70,6 +74,21 @@ def test_materialize_backtests(settings: Settings) -> None:
     n_symbols = len(symbol_partitions.get_partition_keys())
     assert report.filter(pl.col("regime") == ALL).height == 3 * n_symbols
     assert set(report["regime"]) <= {ALL, "BULL", "BEAR", "SIDEWAYS", "UNKNOWN"}
+    assert mat.metadata["rule2_min_confidence"].value == 0.70
+
+    # Tightened Rule 2 settings reach the asset: it gates with the execution layer's rules.
+    monkeypatch.setenv("NETTRACE_RULE_MIN_CONFIDENCE", "0.9")
+    tight = dg.materialize([candles, regimes, backtests], selection=[backtests], resources=res)
+    assert tight.asset_materializations_for_node("backtests")[0].metadata["rule2_min_confidence"].value == 0.9
+    tight_report = tight.output_for_node("backtests")
+    lake = Lake(settings.lake_dir)
+    keys = symbol_partitions.get_partition_keys()
+    data = {k: lake.read_candles(k) for k in keys}
+    expected, _ = backtest_symbols(data, {k: lake.read("regimes", k) for k in keys},
+                                   rules=Rules().tightened(min_confidence=0.9))
+    trades = pl.col("trades").sum()
+    assert tight_report.select(trades).item() == expected.select(trades).item()
+    assert tight_report.select(trades).item() < report.select(trades).item()
 
 
 ONE_SYMBOL = r"""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from nettrace_dagster.backtest.synthetic import synthetic_candles
 from nettrace_dagster.cli import main
 from nettrace_dagster.market.file_source import read_candle_file
 from nettrace_dagster.settings import Settings
+from nettrace_dagster.strategies import get_strategy
 
 KEYS = {"trades", "initial_equity", "final_equity", "total_return", "sharpe", "max_drawdown", "win_rate"}
 
@@ -130,3 +133,128 @@ def test_symbol_in_the_lake(settings: Settings, capsys: pytest.CaptureFixture[st
     code, out, _ = backtest(capsys, "--data", "SOL-USDT", "--strategy", "mean_reversion")
     assert code == 0 and out["data"] == "lake:SOL-USDT" and out["bars"] == 2_000
     assert np.isfinite(out["sharpe"])
+
+
+# ---------------------------------------------------------------- bad parameters: exit 2, one line
+@pytest.mark.parametrize("params, expect", [
+    ('{"fast": Infinity}', "Infinity is not a number"),
+    ('{"fast": -Infinity}', "-Infinity is not a number"),
+    ('{"slow": NaN}', "NaN is not a number"),
+    ('{"slow": 1e400}', "slow must be a finite number"),  # JSON's own overflow to inf
+    ('{"fast": 1e100}', "fast=1e+100 is outside its range [2, 100]"),
+    ('{"fast": null}', "fast must be a number, got None"),
+    ('{"fast": [1]}', "fast must be a number, got [1]"),
+    ('{"fast": "x"}', "fast must be a number, got 'x'"),
+    ('{"fast": true}', "fast must be a number, got True"),
+    ('{"stop_loss": null}', "stop_loss must be a number"),
+    ('{"stop_loss": Infinity}', "Infinity is not a number"),
+    ('{"stop_loss": "x"}', "stop_loss must be a number"),
+    ('{"take_profit": [0.01]}', "take_profit must be a number"),
+    ('{"fee": 1e100}', "fee must be a fraction"),
+    ('{"tp_last_closes": 1}', "tp_last_closes must be true or false"),
+    ('{"min_confirmations": 2.5}', "min_confirmations must be a whole number"),
+])
+def test_bad_parameter_values_exit_2(params: str, expect: str, csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = backtest(capsys, "--data", str(csv), "--strategy", "sma_cross", "--params", params)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("nettrace backtest: error:")
+    assert expect in lines[0]
+
+
+def test_a_directory_as_data_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for folder in (tmp_path / "candles", tmp_path / "candles.csv"):
+        folder.mkdir()
+        code, _, err = backtest(capsys, "--data", str(folder), "--strategy", "sma_cross")
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and f"--data {folder}: is a directory" in lines[0]
+
+
+# ---------------------------------------------------------------- strategy files that misbehave
+def _strategy(body: str, before: str = "") -> str:
+    return f"""
+import sys
+import numpy as np
+from nettrace_dagster.strategies import Signals, Strategy
+{before}
+
+class Mine(Strategy):
+    name = "mine"
+    default_params = {{}}
+
+    def signals(self, candles, params):
+        {body}
+"""
+
+
+GOOD = "return Signals.empty(len(candles))"
+STRATEGY_FILES = {
+    "syntax_error": ("def signals(:\n", "syntax error"),
+    "raises_at_import": (_strategy(GOOD, "raise RuntimeError('no config')"), "importing it raised RuntimeError: no config"),
+    "exits_at_import": (_strategy(GOOD, "sys.exit(0)"), "importing it called sys.exit(0)"),
+    "abstract": (_strategy(GOOD).replace("    def signals", "    def other"), "does not implement signals()"),
+    "wrong_length": (_strategy("return Signals.empty(len(candles) + 3)"), "signals.entries has shape"),
+    "nan_confidence": (_strategy("s = Signals.empty(len(candles)); s.confidence[7] = np.nan; return s"),
+                       "signals.confidence must be finite"),
+    "exits_in_signals": (_strategy("sys.exit(0)"), "signals() called sys.exit(0)"),
+    "raises_in_signals": (_strategy("return 1 / 0"), "signals() ZeroDivisionError: division by zero"),
+    "returns_a_list": (_strategy("return [1, 2]"), "returned list, expected Signals"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRATEGY_FILES))
+def test_broken_strategy_files_exit_2_with_one_line(case: str, csv: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    source, expect = STRATEGY_FILES[case]
+    path = tmp_path / f"{case}.py"
+    path.write_text(source)
+    code, _, err = backtest(capsys, "--data", str(csv), "--strategy", str(path))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("nettrace backtest: error:"), err
+    assert expect in lines[0]
+
+
+@pytest.mark.parametrize("where", ["at import", "in signals"])
+def test_sys_exit_in_a_strategy_does_not_end_the_command_with_0(where: str, csv: Path, tmp_path: Path) -> None:
+    """The real console script: a strategy's sys.exit(0) used to end `nettrace backtest` silently with 0."""
+    path = tmp_path / "quits.py"
+    path.write_text(_strategy("sys.exit(0)") if where == "in signals" else _strategy(GOOD, "sys.exit(0)"))
+    nettrace = Path(sys.executable).with_name("nettrace")
+    proc = subprocess.run([str(nettrace), "backtest", "--data", str(csv), "--strategy", str(path), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nettrace backtest: error:") and "sys.exit(0)" in lines[0]
+    assert (str(path) if where == "at import" else "strategy 'mine'") in lines[0]
+
+
+# ---------------------------------------------------------------- Rule 2 as the execution layer reads it
+def test_tightened_rule_2_settings_gate_the_backtest(csv: Path, home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("NETTRACE_RULE_MIN_CONFIDENCE", raising=False)
+    args = ("--data", str(csv), "--strategy", "momentum")
+    code, default, _ = backtest(capsys, *args)
+    assert code == 0 and default["rule2"]["min_confidence"] == 0.70 and default["trades"] > 0
+    monkeypatch.setenv("NETTRACE_RULE_MIN_CONFIDENCE", "0.99")
+    code, tight, _ = backtest(capsys, *args)
+    assert code == 0 and tight["rule2"]["min_confidence"] == 0.99
+    signals = get_strategy("momentum").run(read_candle_file(csv))
+    for out, floor in ((default, 0.70), (tight, 0.99)):  # an independent gate and fill model
+        ok = signals.entries & (signals.confidence >= floor) & (signals.confirmations >= 2)
+        assert out["rule2"]["entry_signals"] == signals.entries.sum() and out["rule2"]["passed"] == ok.sum()
+        assert out["trades"] == round_trips(ok, signals.exits)
+    assert tight["trades"] < default["trades"]
+    monkeypatch.setenv("NETTRACE_RULE_MIN_CONFIDENCE", "0.5")  # loosening: refused, as trading refuses it
+    code, _, err = backtest(capsys, *args)
+    assert code == 2 and "NETTRACE_RULE_MIN_CONFIDENCE=0.5 loosens Rule 2" in err
+
+
+def round_trips(entries: np.ndarray, exits: np.ndarray) -> int:
+    """Trades the fill conventions make of gated entries: a signal fills at the next open, an exit
+    beats an entry on one bar, no pyramiding, nothing fills after the last bar."""
+    held, trades = False, 0
+    for i in range(len(entries) - 1):
+        if held and exits[i]:
+            held = False
+        elif not held and entries[i] and not exits[i]:
+            held, trades = True, trades + 1
+    return trades

@@ -30,8 +30,8 @@ from nettrace_dagster.backtest.metrics import (
     sharpe_ratio,
 )
 from nettrace_dagster.backtest.synthetic import synthetic_candles
-from nettrace_dagster.rules import MIN_CONFIRMATIONS, MIN_ENTRY_CONFIDENCE
-from nettrace_dagster.strategies import Signals, get_strategy
+from nettrace_dagster.rules import MIN_CONFIRMATIONS, MIN_ENTRY_CONFIDENCE, Rules, RulesError
+from nettrace_dagster.strategies import Signals, Strategy, get_strategy
 
 NOFEE = EngineParams(fee=0.0)
 
@@ -216,6 +216,69 @@ def test_entries_pass_the_shared_rule_2_gate() -> None:
     assert run(rows, ok, NOFEE.with_(min_confidence=0.9)).metrics.trades == 0  # tightened
     assert run(rows, weak, NOFEE.with_(min_confidence=0.1, min_confirmations=0)).metrics.trades == 0  # never loosened
     assert gate_entries(ok).tolist() == [True] + [False] * 5
+
+
+class Graded(Strategy):
+    """Entries every 7 bars with confidence spread over [0.70, 1.0] and 2–4 confirmations."""
+
+    name = "graded"
+
+    def signals(self, candles: pl.DataFrame, params: dict) -> Signals:
+        i = np.arange(candles.height)
+        return Signals(i % 7 == 1, i % 7 == 4, 0.70 + 0.30 * ((i * 37) % 100) / 99, 2 + i % 3)
+
+
+def round_trips(entries: np.ndarray, exits: np.ndarray) -> int:
+    """Trades the fill conventions make of gated entries, written plainly: a signal fills at the
+    next open, an exit beats an entry on one bar, no pyramiding, nothing fills after the last bar."""
+    held, trades = False, 0
+    for i in range(len(entries) - 1):
+        if held and exits[i]:
+            held = False
+        elif not held and entries[i] and not exits[i]:
+            held, trades = True, trades + 1
+    return trades
+
+
+def test_backtests_gate_with_the_execution_layers_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NETTRACE_RULE_MIN_CONFIDENCE / _MIN_CONFIRMATIONS tighten the backtest as they tighten
+    trading: `run_backtest`, `simulate_signals` and `sweep` read `load_rules(load_settings())`."""
+    df = synthetic_candles(6_000, 3)
+    prices = Prices.from_candles(df)
+    for var in ("NETTRACE_RULE_MIN_CONFIDENCE", "NETTRACE_RULE_MIN_CONFIRMATIONS"):
+        monkeypatch.delenv(var, raising=False)
+    for strategy in (Graded(), get_strategy("momentum")):
+        s = strategy.run(df)
+
+        def expected(floor: float, count: int, s: Signals = s) -> int:
+            return round_trips(s.entries & (s.confidence >= floor) & (s.confirmations >= count), s.exits)
+
+        default = run_backtest(df, strategy)
+        assert default.metrics.trades == expected(0.70, 2) > 0 and default.rules == Rules()
+        monkeypatch.setenv("NETTRACE_RULE_MIN_CONFIDENCE", "0.99")
+        tight = run_backtest(df, strategy)
+        assert tight.metrics.trades == expected(0.99, 2) < default.metrics.trades
+        assert tight.rules.min_confidence == 0.99 and tight.gated_entries < default.gated_entries
+        assert simulate_signals(prices, s).metrics.trades == tight.metrics.trades
+        assert sweep(df, strategy, [{}], workers=1)[0].trades == tight.metrics.trades
+        monkeypatch.setenv("NETTRACE_RULE_MIN_CONFIRMATIONS", "3")
+        assert run_backtest(df, strategy).metrics.trades == expected(0.99, 3)
+        monkeypatch.delenv("NETTRACE_RULE_MIN_CONFIDENCE")
+        assert run_backtest(df, strategy).metrics.trades == expected(0.70, 3)
+        monkeypatch.delenv("NETTRACE_RULE_MIN_CONFIRMATIONS")
+        if isinstance(strategy, Graded):  # some entries pass at 0.99: a real drop, not just to nothing
+            assert expected(0.99, 2) > 0
+    # explicit rules win over the environment; engine keys can only tighten them further
+    monkeypatch.setenv("NETTRACE_RULE_MIN_CONFIDENCE", "0.99")
+    graded = Graded().run(df)
+    assert simulate_signals(prices, graded, rules=Rules()).metrics.trades == round_trips(
+        graded.entries, graded.exits)
+    assert simulate_signals(prices, graded, EngineParams(min_confidence=0.5), rules=Rules()).gated_entries == \
+        graded.entries.sum()
+    # a loosening setting is refused here as the execution layer refuses it
+    monkeypatch.setenv("NETTRACE_RULE_MIN_CONFIDENCE", "0.5")
+    with pytest.raises(RulesError, match="loosens Rule 2"):
+        run_backtest(df, Graded())
 
 
 # ---------------------------------------------------------------- metrics

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from nettrace_dagster.backtest.engine import BacktestResult, bar_returns, run_backtest
+from nettrace_dagster.backtest.engine import BacktestResult, bar_returns, current_rules, run_backtest
 from nettrace_dagster.backtest.metrics import periods_per_year
 from nettrace_dagster.backtest.params import EngineParams
 from nettrace_dagster.market.schema import infer_timeframe_seconds
+from nettrace_dagster.rules import Rules
 from nettrace_dagster.strategies import STRATEGIES, Strategy, get_strategy
 
 REGIMES = ("BULL", "BEAR", "SIDEWAYS")
@@ -95,10 +96,13 @@ def production_params() -> dict[str, dict[str, Any]]:
 
 def backtest_symbols(candles: dict[str, pl.DataFrame], regimes: dict[str, pl.DataFrame] | None = None,
                      strategies: dict[str, dict[str, Any]] | None = None,
-                     engine: EngineParams | None = None) -> tuple[pl.DataFrame, dict[tuple[str, str], BacktestResult]]:
-    """Backtest every strategy on every symbol; the per-regime report and each full result."""
+                     engine: EngineParams | None = None, rules: Rules | None = None,
+                     ) -> tuple[pl.DataFrame, dict[tuple[str, str], BacktestResult]]:
+    """Backtest every strategy on every symbol; the per-regime report and each full result.
+    Entries are gated by `rules` (default: `current_rules()`, what the execution layer uses)."""
     strategies = strategies if strategies is not None else production_params()
     engine = engine or EngineParams()
+    rules = rules if rules is not None else current_rules()
     rows: list[dict[str, Any]] = []
     results: dict[tuple[str, str], BacktestResult] = {}
     for symbol in sorted(candles):
@@ -109,7 +113,7 @@ def backtest_symbols(candles: dict[str, pl.DataFrame], regimes: dict[str, pl.Dat
         labels = regime_labels(df, (regimes or {}).get(symbol))
         for name, params in strategies.items():
             strategy: Strategy = get_strategy(name)
-            result = run_backtest(df, strategy, params, engine, ppy=ppy)
+            result = run_backtest(df, strategy, params, engine, ppy=ppy, rules=rules)
             results[(symbol, name)] = result
             for row in metrics_by_regime(result, labels, ppy):
                 rows.append({"symbol": symbol, "strategy": name, **row,

@@ -4,6 +4,7 @@ the nine optimized parameters, plus the market's costs)."""
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -107,10 +108,33 @@ class EngineParams:
             raise ValueError(f"unknown engine parameter(s): {', '.join(unknown)}")
         if "take_profit" in values and any(k in values for k in ("tp0", "tp1", "tp2")):
             raise ValueError("give either take_profit or tp0/tp1/tp2, not both")
+        values = {key: _checked_value(key, value) for key, value in values.items()}
         return replace(base or cls(), **normalize_keys(values))
 
 
+def _checked_value(key: str, value: Any) -> Any:
+    """A value of the field's type: JSON's null, lists, strings or true for a number would
+    otherwise fail deep inside the checks (or silently count as 1)."""
+    field_type = _FIELD_TYPES[_ALIASES.get(key, key)]
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
+    if field_type == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"engine parameter {key} must be true or false, got {shown}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"engine parameter {key} must be a number, got {shown}")
+    if not math.isfinite(value):
+        raise ValueError(f"engine parameter {key} must be finite, got {shown}")
+    if field_type == "int":
+        if value != math.floor(value):
+            raise ValueError(f"engine parameter {key} must be a whole number, got {shown}")
+        return int(value)
+    return value
+
+
 ENGINE_FIELDS = frozenset(f.name for f in fields(EngineParams))
+_FIELD_TYPES = {f.name: f.type if isinstance(f.type, str) else f.type.__name__  # "float", "int", "bool"
+                for f in fields(EngineParams)}
 ENGINE_KEYS = ENGINE_FIELDS | frozenset(_ALIASES)
 
 

@@ -1,7 +1,8 @@
 """Many parameter sets over the same candles in one call, on every core.
 
-Each set is one task: the strategy's signals (shared work via `Strategy.signal_factory`), the
-Rule 2 gate, then the compiled kernel in stats-only mode. Threads, not processes: the kernel and
+Each set is one task: the strategy's signals (shared work via `Strategy.signal_factory`, guarded
+and checked like `Strategy.run`), the Rule 2 gate with the execution layer's rules (loaded once per
+sweep), then the compiled kernel in stats-only mode. Threads, not processes: the kernel and
 the indicators release the GIL (`nogil=True`) and the candles are shared, not copied.
 """
 
@@ -14,10 +15,17 @@ from typing import Any
 
 import polars as pl
 
-from nettrace_dagster.backtest.engine import Prices, resolve_strategy, signal_bars, simulate_stats
+from nettrace_dagster.backtest.engine import (
+    Prices,
+    current_rules,
+    resolve_strategy,
+    signal_bars,
+    simulate_stats,
+)
 from nettrace_dagster.backtest.metrics import Metrics, metrics_from_stats, periods_per_year
 from nettrace_dagster.backtest.params import EngineParams, split_params
-from nettrace_dagster.strategies import Strategy
+from nettrace_dagster.rules import Rules
+from nettrace_dagster.strategies import Strategy, StrategyError
 
 
 def default_workers() -> int:
@@ -26,10 +34,12 @@ def default_workers() -> int:
 
 def sweep(candles: pl.DataFrame, strategy: str | Strategy, param_sets: Sequence[dict[str, Any]],
           engine: EngineParams | dict[str, Any] | None = None, *, workers: int | None = None,
-          ppy: float | None = None, prices: Prices | None = None) -> list[Metrics]:
+          ppy: float | None = None, prices: Prices | None = None, rules: Rules | None = None) -> list[Metrics]:
     """Backtest every parameter set (strategy params and/or engine keys, like `run_backtest`) on
     the same candles; returns their metrics in the order given. `prices` may be passed to reuse
-    the engine's view of `candles` across calls (Optuna batches)."""
+    the engine's view of `candles` across calls (Optuna batches). Entries are gated by `rules`
+    (default: `current_rules()`, what the execution layer uses)."""
+    rules = rules if rules is not None else current_rules()
     strat = resolve_strategy(strategy)
     base = engine if isinstance(engine, EngineParams) else EngineParams.from_dict(engine or {})
     prices = prices or Prices.from_candles(candles)
@@ -42,11 +52,15 @@ def sweep(candles: pl.DataFrame, strategy: str | Strategy, param_sets: Sequence[
         jobs.append((strat.resolve_params(strat_params), eparams))
     if not jobs:
         return []
-    make_signals = strat.signal_factory(candles, [p for p, _ in jobs])
+    make_signals = strat.guarded_factory(candles, [p for p, _ in jobs])
 
     def one(job: tuple[dict[str, Any], EngineParams]) -> Metrics:
         sparams, eparams = job
-        entry, exit_ = signal_bars(make_signals(sparams), eparams)
+        signals = make_signals(sparams)
+        try:  # the gate validates the values it reads (entry bars only)
+            entry, exit_ = signal_bars(signals, eparams, rules=rules)
+        except StrategyError as exc:
+            raise StrategyError(f"strategy {strat.name!r}: {exc}") from None
         stats = simulate_stats(prices, entry, exit_, eparams)
         return metrics_from_stats(stats, eparams.initial_equity, n, ppy)
 

@@ -1,8 +1,9 @@
 """`nettrace backtest --data FILE|SYMBOL --strategy NAME --params JSON [--json]`: one backtest.
 
-Prints total return, Sharpe, drawdown, win rate … as fractions (0.05 = 5 %). Bad data or bad
-parameters exit 2 with one line naming the problem; time gaps are only a warning on stderr
-(markets that close have them).
+Prints total return, Sharpe, drawdown, win rate … as fractions (0.05 = 5 %). Bad data, bad
+parameters or a broken strategy file exit 2 with one line naming the problem; time gaps are only a
+warning on stderr (markets that close have them). Entries pass Rule 2 with the execution layer's
+own rules (`NETTRACE_RULE_*` tightening included), so the backtest trades what paper and live would.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from nettrace_dagster.cli import UsageError, emit
 from nettrace_dagster.market.schema import CandleError, gap_report, infer_timeframe_seconds, require_valid
 from nettrace_dagster.market.schema import seconds_to_timeframe as tf_name
+
+if TYPE_CHECKING:
+    from nettrace_dagster.strategies import Strategy
 
 FILE_SUFFIXES = (".csv", ".parquet", ".txt")
 
@@ -41,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def load_candles(data: str) -> tuple[pl.DataFrame, str]:
     """Candles from a file, or from the lake when `data` names a symbol."""
     path = Path(data)
+    if path.is_dir():
+        raise UsageError(f"--data {data}: is a directory, expected a .csv or .parquet candle file")
     if path.suffix.lower() in FILE_SUFFIXES or path.exists():
         from nettrace_dagster.market.file_source import read_candle_file
 
@@ -57,26 +63,49 @@ def load_candles(data: str) -> tuple[pl.DataFrame, str]:
     return require_valid(df, data), f"lake:{data}"
 
 
+def _no_constant(name: str) -> Any:
+    # json.loads accepts Infinity, -Infinity and NaN, which are not JSON numbers and no parameter's value
+    raise UsageError(f"--params: {name} is not a number a parameter can take (finite numbers only)")
+
+
 def parse_params(text: str) -> dict[str, Any]:
     try:
-        params = json.loads(text)
+        params = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--params is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise UsageError("--params is nested too deeply") from None
     if not isinstance(params, dict):
         raise UsageError("--params must be a JSON object such as '{\"fast\": 10, \"slow\": 30}'")
     return params
 
 
-def handle(args: argparse.Namespace) -> int:
-    from nettrace_dagster.backtest import EngineParams, run_backtest, split_params
+def load_strategy(spec: str) -> Strategy:
+    """A built-in strategy by name, or the one Strategy class of a .py file; UsageError otherwise."""
     from nettrace_dagster.strategies import get_strategy, load_strategy_file
 
-    params = parse_params(args.params)
     try:
-        strategy = (load_strategy_file(args.strategy) if args.strategy.endswith(".py")
-                    else get_strategy(args.strategy))
-    except ValueError as exc:
+        return load_strategy_file(spec) if spec.endswith(".py") else get_strategy(spec)
+    except ValueError as exc:  # StrategyError (a broken file) is a ValueError too
         raise UsageError(str(exc)) from None
+
+
+def handle(args: argparse.Namespace) -> int:
+    from nettrace_dagster.backtest import EngineParams, run_backtest, split_params
+    from nettrace_dagster.backtest.engine import current_rules, gate_thresholds
+
+    params = parse_params(args.params)
+    strategy = load_strategy(args.strategy)
+    cli_engine = {k: v for k, v in (("fee", args.fee), ("slippage_bps", args.slippage_bps),
+                                    ("initial_equity", args.equity)) if v is not None}
+    strat_params, engine_keys = split_params(params)
+    try:  # every parameter is checked before any data is read
+        strategy.resolve_params(strat_params)
+        engine = EngineParams.from_dict(cli_engine)
+        EngineParams.from_dict(engine_keys, base=engine)
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    rules = current_rules()  # the execution layer's Rule 2; a loosening setting exits 2 here
     candles, source = load_candles(args.data)
     if candles.height == 0:
         raise CandleError(f"{source}: no rows")
@@ -86,14 +115,12 @@ def handle(args: argparse.Namespace) -> int:
         if missing:
             print(f"nettrace backtest: warning: {missing} missing bar(s) ({share:.2%} of the span) in {source}; "
                   "backtesting the bars that are there", file=sys.stderr)
-    cli_engine = {k: v for k, v in (("fee", args.fee), ("slippage_bps", args.slippage_bps),
-                                    ("initial_equity", args.equity)) if v is not None}
     try:
-        engine = EngineParams.from_dict(cli_engine)
-        result = run_backtest(candles, strategy, params, engine)
-    except ValueError as exc:
+        result = run_backtest(candles, strategy, params, engine, rules=rules)
+    except ValueError as exc:  # StrategyError included: the strategy's code failed or broke the protocol
         raise UsageError(str(exc).splitlines()[0]) from None
     m = result.metrics
+    min_confidence, min_confirmations = gate_thresholds(result.params, rules)
     payload: dict[str, Any] = {
         "strategy": strategy.name,
         "data": source,
@@ -102,14 +129,18 @@ def handle(args: argparse.Namespace) -> int:
         "last_timestamp": str(candles["timestamp"][-1]),
         "timeframe": tf_name(timeframe_s) if timeframe_s else None,
         **m.to_dict(),
-        "params": strategy.resolve_params(split_params(params)[0]),
+        "params": strategy.resolve_params(strat_params),
         "engine": result.params.to_dict(),
+        "rule2": {"min_confidence": min_confidence, "min_confirmations": min_confirmations,
+                  "entry_signals": result.entry_signals, "passed": result.gated_entries},
     }
     if args.trades:
         payload["trade_list"] = result.trades.to_dicts()
     pf = payload["profit_factor"]
     human = "\n".join([
         f"{strategy.name} on {source}: {m.bars} bars {payload['first_timestamp']} … {payload['last_timestamp']}",
+        f"  entry signals {result.entry_signals}, {result.gated_entries} passed Rule 2 (confidence ≥ "
+        f"{min_confidence:g}, ≥ {min_confirmations} confirmations)",
         f"  trades {m.trades} (closed {m.closed_trades}), win rate {m.win_rate:.1%}, exposure {m.exposure:.1%}",
         f"  equity {m.initial_equity:,.2f} → {m.final_equity:,.2f} ({m.total_return:+.2%}), fees {m.fees_paid:,.2f}",
         f"  Sharpe {m.sharpe:.2f}, Sortino {m.sortino:.2f}, max drawdown {m.max_drawdown:.2%}, "

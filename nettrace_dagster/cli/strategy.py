@@ -44,7 +44,10 @@ def handle_new(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(source, encoding="utf-8")
-    strategy = load_strategy_file(out)  # our own template: prove the file is a loadable strategy
+    try:
+        strategy = load_strategy_file(out)  # our own template: prove the file is a loadable strategy
+    except ValueError as exc:  # StrategyError: one line naming the file and the problem
+        raise UsageError(str(exc)) from None
     emit({"path": str(out), "template": args.template, "strategy": strategy.name,
           "class": type(strategy).__name__, "params": strategy.default_params}, args.json,
          f"wrote {out}: strategy {strategy.name!r} ({type(strategy).__name__}) from template {args.template!r}")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import math
 import sys
 from pathlib import Path
 
-from nettrace_dagster.strategies.base import Strategy
+from nettrace_dagster.strategies.base import Strategy, StrategyError, describe_exception
 from nettrace_dagster.strategies.builtin import MeanReversion, Momentum, SmaCross
+from nettrace_dagster.strategies.evidence import FAMILIES
 
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (SmaCross, Momentum, MeanReversion)}
 
@@ -29,25 +31,85 @@ def strategy_classes_in(module: object) -> list[type[Strategy]]:
 
 
 def load_strategy_file(path: Path | str) -> Strategy:
-    """Import a strategy file and instantiate its one Strategy subclass (ValueError otherwise).
+    """Import a strategy file and instantiate its one Strategy subclass.
 
-    This executes the file: only call it on code that passed validation (or your own).
+    This executes the file: only call it on code that passed validation (or your own). Whatever
+    goes wrong — a syntax error, an exception or sys.exit() at import, no or several Strategy
+    classes, an abstract one, bad class attributes — is a one-line StrategyError naming the file
+    (FileNotFoundError when there is no such file). KeyboardInterrupt is let through.
     """
     path = Path(path)
+    if path.is_dir():
+        raise StrategyError(f"{path}: is a directory, not a strategy .py file")
     if not path.is_file():
         raise FileNotFoundError(f"no strategy file {path}")
     mod_name = f"nettrace_user_strategy_{abs(hash(path.resolve()))}"
-    spec = importlib.util.spec_from_file_location(mod_name, path)
+    try:
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+    except Exception as exc:
+        raise StrategyError(f"{path}: not a Python module ({describe_exception(exc)})") from None
     if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: not a Python module")
+        raise StrategyError(f"{path}: not a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception:
+    except KeyboardInterrupt:
         sys.modules.pop(mod_name, None)
         raise
-    classes = strategy_classes_in(module)
+    except SyntaxError as exc:
+        sys.modules.pop(mod_name, None)
+        raise StrategyError(f"{path}:{exc.lineno or '?'}: syntax error: {exc.msg}") from None
+    except BaseException as exc:  # SystemExit too: a strategy file must not end the process
+        sys.modules.pop(mod_name, None)
+        raise StrategyError(f"{path}: importing it {_at_import(exc)}") from exc
+    try:
+        classes = strategy_classes_in(module)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a module __getattr__ or a metaclass can run code here too
+        raise StrategyError(f"{path}: listing its classes {_at_import(exc)}") from exc
     if len(classes) != 1:
-        raise ValueError(f"{path}: defines {len(classes)} Strategy subclasses, expected exactly 1")
-    return classes[0]()
+        raise StrategyError(f"{path}: defines {len(classes)} Strategy subclasses, expected exactly 1")
+    cls = classes[0]
+    check_strategy_class(cls, str(path))
+    try:
+        strategy = cls()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise StrategyError(f"{path}: {cls.__name__}() {describe_exception(exc)}") from exc
+    try:
+        strategy.resolve_params({})
+    except ValueError as exc:
+        raise StrategyError(f"{path}: {cls.__name__}: its default_params are not valid: {exc}") from None
+    return strategy
+
+
+def _at_import(exc: BaseException) -> str:
+    described = describe_exception(exc)
+    return described if isinstance(exc, SystemExit) else f"raised {described}"
+
+
+def check_strategy_class(cls: type[Strategy], where: str) -> None:
+    """The class attributes the engine, the optimizer and the trader rely on; StrategyError if not."""
+    label = f"{where}: {cls.__name__}"
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ()))) or "signals"
+        raise StrategyError(f"{label} does not implement {missing}() (it is abstract)")
+    if not isinstance(cls.name, str) or not cls.name:
+        raise StrategyError(f"{label}: `name` must be a non-empty string")
+    defaults, space = cls.default_params, cls.param_space
+    if not isinstance(defaults, dict) or not all(isinstance(k, str) for k in defaults):
+        raise StrategyError(f"{label}: `default_params` must be a dict of parameter name -> default")
+    if not isinstance(space, dict):
+        raise StrategyError(f"{label}: `param_space` must be a dict of name -> (kind, low, high)")
+    for key, spec in space.items():
+        ok = (isinstance(spec, tuple) and len(spec) == 3 and spec[0] in ("int", "float")
+              and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in spec[1:])
+              and spec[1] <= spec[2])
+        if key not in defaults or not ok:
+            raise StrategyError(f"{label}: param_space[{key!r}] must be (\"int\"|\"float\", low, high) "
+                                "for a parameter in default_params")
+    if cls.trigger_family is not None and cls.trigger_family not in FAMILIES:
+        raise StrategyError(f"{label}: trigger_family {cls.trigger_family!r} is not one of {', '.join(FAMILIES)}")
