@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,38 +90,155 @@ step = st.one_of(
     st.tuples(st.just("exit"), st.sampled_from(["a", "b"]), st.sampled_from(["BTC-USDT", "ETH-USDT"])),
     st.tuples(st.just("hardstop"), st.booleans()),
 )
+FEE, SLIP = 0.001, 5 / 10_000  # the paper broker's cost model, restated
+NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC: a sequence never reaches the next UTC day
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def ticking() -> Callable[[], float]:
+    """A clock a millisecond further on each call (equity marks are unique per instant)."""
+    t = [NOW]
+
+    def clock() -> float:
+        t[0] += 0.001
+        return t[0]
+    return clock
+
+
+class Model:
+    """A plain-Python account that follows the same fills: the oracle for what the engine must
+    approve. It is told only the prices and the fills, never the engine's own verdicts."""
+
+    def __init__(self) -> None:
+        self.cash, self.peak, self.locked, self.hardstop = 100.0, 100.0, 0.0, False
+        self.qty: dict[tuple[str, str], float] = {}
+        self.mark: dict[tuple[str, str], float] = {}  # the price each position was last valued at
+        self.cost: dict[tuple[str, str], float] = {}
+        self.fired: set[str] = set()
+        self.trades: dict[str, list[float]] = {}
+        self.principal_locked = False
+
+    def see(self, prices: dict[str, float] | None) -> AccountSnapshot:
+        """What a refresh at `prices` (None: the last valuations) makes of the account: peak,
+        principal and HARDSTOP latches."""
+        for key in self.qty:
+            self.mark[key] = prices[key[1]] if prices else self.mark[key]
+        eq = self.cash + sum(q * self.mark[k] for k, q in self.qty.items())
+        self.peak = max(self.peak, eq)
+        self.principal_locked |= eq - 100.0 > 100.0
+        if eq <= 10.0 or 1 - eq / self.peak >= 0.30:
+            self.hardstop = True
+        return AccountSnapshot(equity=eq, cash=self.cash, principal=100.0, peak_equity=self.peak,
+                               day_start_equity=100.0, locked_profit=self.locked,
+                               principal_locked=self.principal_locked, hardstop=self.hardstop)
+
+    def buy(self, key: tuple[str, str], notional: float, price: float) -> None:
+        fill = price * (1 + SLIP)
+        self.cash -= notional + notional * FEE
+        self.qty[key] = self.qty.get(key, 0.0) + notional / fill
+        self.mark[key] = fill  # a fill values the position at its own price
+        self.cost[key] = self.cost.get(key, 0.0) + notional * (1 + FEE)
+
+    def sell(self, key: tuple[str, str], price: float) -> None:
+        quote = self.qty.pop(key) * price * (1 - SLIP)
+        pnl = quote * (1 - FEE) - self.cost.pop(key)
+        self.cash += quote * (1 - FEE)
+        self.trades.setdefault(key[0], []).append(pnl)
+        self.locked += pnl * 0.75 if pnl > 0 else 0.0  # Rule 3: 25 % reinvested, the rest locked
+
+    def record(self, strategy: str) -> StrategyRecord:
+        pnls = self.trades.get(strategy, [])
+        return StrategyRecord(trades=len(pnls), wins=sum(p > 0 for p in pnls), net_pnl=sum(pnls),
+                              fired=strategy in self.fired)
+
+    def judge(self) -> None:
+        """Rule 3 at a mark: ten round trips losing money or under a 40 % win rate fire a strategy."""
+        for name in self.trades:
+            rec = self.record(name)
+            if rec.trades >= 10 and (rec.net_pnl < 0 or rec.win_rate < 0.40):
+                self.fired.add(name)
+
+    def expected_entry(self, acct: AccountSnapshot, rec: StrategyRecord, i: Intent, held: float) -> float | None:
+        """The notional the rules allow, or None when the entry must be refused."""
+        locked = acct.locked_profit + (100.0 if acct.principal_locked else 0.0)
+        free = max(0.0, acct.cash - locked - max(10.0, 0.10 * acct.equity))
+        notional = min(free, 0.25 * acct.equity) / (1 + FEE)
+        if notional < 5.0 or breaks_a_rule(Rules(), CostModel(), acct, rec, i, held, notional):
+            return None
+        return notional
+
+
+def near_a_line(acct: AccountSnapshot, rec: StrategyRecord, i: Intent, m: Model) -> bool:
+    """Within float noise of a rule's line, either verdict is right: such cases are not judged."""
+    return any((m.expected_entry(replace(acct, equity=acct.equity + d, cash=acct.cash + d), rec, i, 0.0) is None)
+               != (m.expected_entry(acct, rec, i, 0.0) is None) for d in (-1e-7, 1e-7))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=5, max_size=30))
 def test_engine_sequences_keep_every_rule_and_every_exit(steps: list[tuple]) -> None:
+    """Entries get exactly the verdict (and size) the independent model gives — valid ones are
+    approved, invalid ones refused — judged, like the trader does, on the current prices of every
+    symbol passed with the intent; exits always sell the whole position."""
     tmp = Path(tempfile.mkdtemp(prefix="nt-prop-"))
     try:
         ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}")
-        engine = ExecutionEngine(ledger, PaperBroker(ledger), initial_capital=100.0)
+        clock = ticking()
+        engine = ExecutionEngine(ledger, PaperBroker(ledger, clock=clock), initial_capital=100.0, clock=clock)
         prices = {"BTC-USDT": 100.0, "ETH-USDT": 50.0}
+        model = Model()
         for n, s in enumerate(steps):
             if s[0] == "price":
                 prices[s[1]] *= s[2]
-            elif s[0] == "hardstop":
-                engine.set_hardstop(s[1], "property test")
-            elif s[0] == "exit":
-                held = {(p["strategy"], p["symbol"]): p["qty"] for p in engine.status()["positions"]}
-                d = engine.submit(Intent(s[1], s[2], "exit", prices[s[2]], f"x{n}"))
-                assert d.approved, d.reasons
-                if held.get((s[1], s[2]), 0) > 0:
-                    assert d.status == "filled" and d.filled_qty == held[(s[1], s[2])]
-            else:
+            elif s[0] == "hardstop":  # the operator acts on a freshly marked account
                 engine.mark(prices)
-                before = engine.status()
-                d = engine.submit(Intent(s[1], s[2], "entry", prices[s[2]], f"e{n}", s[3], s[4]))
+                acct = model.see(prices)
+                model.judge()
+                result = engine.set_hardstop(s[1], "property test")
+                triggers = acct.equity <= 10.0 or 1 - acct.equity / acct.peak_equity >= 0.30
+                model.hardstop = s[1] or triggers
+                assert result.on == model.hardstop
+            elif s[0] == "exit":
+                key = (s[1], s[2])
+                d = engine.submit(Intent(s[1], s[2], "exit", prices[s[2]], f"x{n}"), dict(prices))
+                assert d.approved, d.reasons
+                if key in model.qty:
+                    assert d.status == "filled" and d.filled_qty == pytest.approx(model.qty[key], rel=1e-9)
+                    model.see(prices)
+                    model.sell(key, prices[s[2]])
+                    del model.mark[key]
+                else:
+                    assert d.status == "none"
+            else:
+                key = (s[1], s[2])
+                intent = Intent(s[1], s[2], "entry", prices[s[2]], f"e{n}", s[3], s[4])
+                acct, rec = model.see(prices), model.record(s[1])
+                expected = model.expected_entry(acct, rec, intent, model.qty.get(key, 0.0))
+                d = engine.submit(intent, dict(prices))
+                if not near_a_line(acct, rec, intent, model):
+                    assert d.approved == (expected is not None), (d.reasons, acct, expected)
                 if d.approved:
-                    r = before["rules"]
-                    assert r["entries_allowed"] and s[3] >= 0.7 and s[4] >= 2
-                    assert d.notional * (1 + 0.001) <= r["free_capital"] + EPS
-                    held = {(p["strategy"], p["symbol"]) for p in before["positions"]}
-                    assert (s[1], s[2]) not in held
+                    assert expected is None or d.notional == pytest.approx(expected, rel=1e-9)
+                    model.buy(key, d.notional, prices[s[2]])
+                else:
+                    assert d.reasons
             assert_ledger_consistent(engine)
+            model.see(None)  # that status call refreshed the account at its last valuations
+        engine.gate.ledger.dispose()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_the_model_approves_some_and_refuses_some() -> None:
+    """The sequence test is only as good as its mix: a plain run shows both verdicts occur."""
+    tmp = Path(tempfile.mkdtemp(prefix="nt-prop-"))
+    try:
+        ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}")
+        engine = ExecutionEngine(ledger, PaperBroker(ledger), clock=lambda: NOW)
+        prices = {"BTC-USDT": 100.0, "ETH-USDT": 50.0}
+        ok = engine.submit(Intent("a", "BTC-USDT", "entry", 100.0, "e1", 0.9, 2), dict(prices))
+        weak = engine.submit(Intent("b", "ETH-USDT", "entry", 50.0, "e2", 0.69, 3), dict(prices))
+        assert ok.approved and ok.notional == pytest.approx(25.0 / 1.001)  # a quarter of $100, fee inside
+        assert not weak.approved and "confidence 0.69 < 0.7 (Rule 2)" in weak.reasons
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
