@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -202,15 +202,33 @@ class Ledger:
     def _create_schema(self) -> None:
         if self.is_sqlite:
             with self._write_lock(), self.engine.begin() as conn:
+                upgrade(conn)
                 Base.metadata.create_all(conn)
         else:  # an advisory lock stops two processes racing through CREATE TABLE
             with self.engine.begin() as conn:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(b"nettrace-ledger")})
+                upgrade(conn)
                 Base.metadata.create_all(conn)
 
     def dispose(self) -> None:
         for engine in {self.engine, self.read_engine, self.lease_engine}:
             engine.dispose()
+
+
+def upgrade(conn: Connection) -> None:
+    """Bring a ledger written by an earlier NetTrace up to today's tables, keeping every row:
+    accounts gained a mode (they were all paper), and Rule 3's verdicts became per account
+    (a verdict made before applied to every account, so each account keeps it)."""
+    tables = set(inspect(conn).get_table_names())
+    if "capital" in tables and "mode" not in {c["name"] for c in inspect(conn).get_columns("capital")}:
+        conn.execute(text("ALTER TABLE capital ADD COLUMN mode VARCHAR(8) NOT NULL DEFAULT 'paper'"))
+    if "strategy_states" in tables and "account" not in {c["name"] for c in inspect(conn).get_columns("strategy_states")}:
+        conn.execute(text("ALTER TABLE strategy_states RENAME TO strategy_states_v1"))
+        Base.metadata.tables["strategy_states"].create(conn)
+        conn.execute(text("INSERT INTO strategy_states (account, strategy, status, reason, updated_at) "
+                          "SELECT c.account, s.strategy, s.status, s.reason, s.updated_at "
+                          "FROM strategy_states_v1 s CROSS JOIN capital c"))
+        conn.execute(text("DROP TABLE strategy_states_v1"))
 
 
 def _reason(exc: BaseException, password: str | None) -> str:
