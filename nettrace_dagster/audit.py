@@ -5,6 +5,15 @@ opened with O_APPEND: the kernel appends each such write atomically (Linux holds
 for a regular file's write), so lines from concurrent processes never interleave, without a
 lock of our own to wait for. DuckDB reads the files with `read_json_auto` (see `warehouse.py`).
 
+Each record is written as its own line *between* newlines ("\n{...}\n"). A writer that dies
+mid-write (SIGKILL between pages of a long record, a full disk, a power cut) leaves a torn line
+without its newline; were the next record written as plain "{...}\n", it would be glued onto the
+torn line and lost with it to every reader. The leading newline starts every record on a fresh
+line whatever came before, with no check of the last byte that a concurrent writer could race;
+the trailing one keeps a whole record whole if anything else (an older version, `echo >>`)
+appends right after it. The cost is a blank line between records: readers skip blank lines, and
+DuckDB's newline-delimited reader does too.
+
 A written line survives the writer's crash (it is in the kernel's page cache once `write`
 returns). `fsync=True` also survives a power cut, at ~2 ms a line here; the money state itself is
 in the ledger, whose commits are durable, so the high-rate coordinator log does not ask for it.
@@ -25,7 +34,7 @@ def append_audit(audit_dir: Path, log: str, record: dict[str, Any], fsync: bool 
     if not log.replace("_", "").isalnum():
         raise ValueError(f"audit log name {log!r} must be letters, digits and underscores")
     entry = {"ts": datetime.now(UTC).isoformat(), **record}
-    line = (json.dumps(entry, default=str, separators=(",", ":")) + "\n").encode()
+    line = ("\n" + json.dumps(entry, default=str, separators=(",", ":")) + "\n").encode()  # both: see above
     audit_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(audit_dir / f"{log}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -40,7 +49,7 @@ def append_audit(audit_dir: Path, log: str, record: dict[str, Any], fsync: bool 
 
 
 def read_audit(audit_dir: Path, log: str) -> Iterator[dict[str, Any]]:
-    """Every record of one log, oldest first; a torn last line (crash mid-write) is skipped."""
+    """Every record of one log, oldest first; blank and torn lines (a crash mid-write) are skipped."""
     path = audit_dir / f"{log}.jsonl"
     if not path.exists():
         return

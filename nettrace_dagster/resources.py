@@ -1,38 +1,135 @@
-"""Dagster resources: thin, configurable handles on the domain objects.
+"""Dagster resources: thin handles on the domain objects.
 
 `build_resources(settings)` is the one place that turns settings into resources; the
 Definitions, `nettrace demo` and the tests all call it, so a run from the UI and a run from the
 CLI see the same configuration.
+
+Run config is not trusted. Anyone with the UI's launchpad can launch any job with any run config,
+and Dagster lets run config replace every config field of a resource (the values given in code
+are only defaults). So whatever can move money, change where prices come from or reveal a secret
+is *pinned*: read from the settings (the environment of the process that loads the code location)
+when the resource is built, held in a private attribute, and never part of the config schema. A
+run config naming a pinned value then fails Dagster's config validation before any step runs, and
+the UI never displays it (a ledger URL may hold a password). Only harmless knobs stay config.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from nettrace_dagster.market.lake import AtomicParquetIOManager, Lake
 from nettrace_dagster.market.sources import CandleSource, make_source
 from nettrace_dagster.regimes import RegimeConfig
-from nettrace_dagster.settings import Settings
+from nettrace_dagster.settings import Settings, SettingsError, load_settings
 from nettrace_dagster.warehouse import Warehouse
 
 
-class MarketDataResource(dg.ConfigurableResource):
-    """Where candles come from (`sim`, `ccxt` or `file`) and where they are stored."""
+def ccxt_base_url_setting(settings: Settings) -> str | None:
+    """NETTRACE_CCXT_BASE_URL: a loopback fake for tests, else None (ccxt's own URLs).
 
-    source: str = "sim"
-    lake_dir: str
-    timeframe: str = "1m"
+    Loopback only: with keys set, the broker signs requests and sends the API key to this host.
+    """
+    url = settings.nettrace_ccxt_base_url.strip()
+    if not url:
+        return None
+    from nettrace_dagster.market.ccxt_source import check_loopback_url  # imports ccxt: only when set
+
+    try:
+        return check_loopback_url(url)
+    except ValueError as exc:
+        raise SettingsError(f"NETTRACE_CCXT_BASE_URL: {exc}") from None
+
+
+class PinnedResource(dg.ConfigurableResource):
+    """A resource with pinned values (see the module docstring) in `_pinned`.
+
+    Dagster builds a fresh instance from the config fields alone for every run (and for every
+    context it binds), so the pinned values are carried over to that copy here; they never pass
+    through run config. A copy that lost them (should Dagster change how it copies) reads the
+    environment instead, which is where they came from in the first place.
+    """
+
+    _pinned: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def _with_updated_values(self, values: Mapping[str, Any] | None) -> PinnedResource:
+        copy = super()._with_updated_values(values)
+        copy._pinned = dict(self._pinned)
+        return copy  # type: ignore[return-value]
+
+
+# Where prices come from decides what the trader buys: the environment's choice, never a run's.
+_MARKET_PINNED = ("source", "lake_dir", "timeframe", "import_dir", "ccxt_exchange", "gap_tolerance",
+                  "ccxt_base_url")
+
+
+def _market_defaults(settings: Settings) -> dict[str, Any]:
+    return {"source": settings.market_source, "lake_dir": str(settings.lake_dir),
+            "timeframe": settings.nettrace_timeframe, "import_dir": str(settings.nettrace_import_dir),
+            "ccxt_exchange": settings.nettrace_ccxt_exchange, "gap_tolerance": settings.nettrace_gap_tolerance,
+            "ccxt_base_url": ccxt_base_url_setting(settings)}
+
+
+class MarketDataResource(PinnedResource):
+    """Where candles come from (`sim`, `ccxt` or `file`) and where they are stored.
+
+    The source, exchange, base URL, timeframe, folders and gap tolerance are pinned: keyword
+    arguments in code (tests) or the settings; unnamed ones come from the environment. The config
+    fields below only change how much history is fetched or simulated and how often a request is
+    tried.
+    """
+
     sim_seed: int = 7
     sim_bars: int = 10_080
-    import_dir: str = "import"
-    ccxt_exchange: str = "binance"
     ccxt_history_days: int = 7
     ccxt_max_retries: int = 5
-    gap_tolerance: float = 0.01
-    ccxt_base_url: str | None = None  # tests point ccxt at a loopback fake exchange
+
+    def __init__(self, **values: Any) -> None:
+        pinned = {name: values.pop(name) for name in _MARKET_PINNED if name in values}
+        super().__init__(**values)
+        if pinned.get("ccxt_base_url"):
+            from nettrace_dagster.market.ccxt_source import check_loopback_url
+
+            pinned["ccxt_base_url"] = check_loopback_url(pinned["ccxt_base_url"])
+        self._pinned = pinned
+
+    def _value(self, name: str) -> Any:
+        if name not in self._pinned:
+            self._pinned.update({k: v for k, v in _market_defaults(load_settings()).items()
+                                 if k not in self._pinned})
+        return self._pinned[name]
+
+    @property
+    def source(self) -> str:
+        return self._value("source")
+
+    @property
+    def lake_dir(self) -> str:
+        return self._value("lake_dir")
+
+    @property
+    def timeframe(self) -> str:
+        return self._value("timeframe")
+
+    @property
+    def import_dir(self) -> str:
+        return self._value("import_dir")
+
+    @property
+    def ccxt_exchange(self) -> str:
+        return self._value("ccxt_exchange")
+
+    @property
+    def gap_tolerance(self) -> float:
+        return float(self._value("gap_tolerance"))
+
+    @property
+    def ccxt_base_url(self) -> str | None:
+        return self._value("ccxt_base_url")
 
     def client(self, progress=None, api_budget=None) -> CandleSource:
         return make_source(self.source, timeframe=self.timeframe, sim_seed=self.sim_seed,
@@ -73,12 +170,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     resources: dict[str, Any] = {
         "io_manager": AtomicParquetIOManager(base_dir=lake),
         "market": MarketDataResource(
-            source=settings.market_source, lake_dir=lake, timeframe=settings.nettrace_timeframe,
-            sim_seed=settings.nettrace_sim_seed, sim_bars=settings.nettrace_sim_bars,
-            import_dir=str(settings.nettrace_import_dir), ccxt_exchange=settings.nettrace_ccxt_exchange,
+            **_market_defaults(settings), sim_seed=settings.nettrace_sim_seed, sim_bars=settings.nettrace_sim_bars,
             ccxt_history_days=settings.nettrace_ccxt_history_days,
-            ccxt_max_retries=settings.nettrace_ccxt_max_retries,
-            gap_tolerance=settings.nettrace_gap_tolerance),
+            ccxt_max_retries=settings.nettrace_ccxt_max_retries),
         "regime": RegimeResource(bull_threshold=settings.regime_bull_threshold,
                                  bear_threshold=settings.regime_bear_threshold,
                                  window=settings.nettrace_regime_window),

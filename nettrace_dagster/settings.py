@@ -142,6 +142,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NETTRACE_SIM_BARS", "10080", int, "Bars per symbol the simulator holds (10080 = 7 days of 1m).",
             bounds=Range(1, 10_000_000)),
     Setting("NETTRACE_CCXT_EXCHANGE", "binance", str, "ccxt exchange id for the ccxt source and broker."),
+    Setting("NETTRACE_CCXT_BASE_URL", "", str, "Tests only: a loopback URL ccxt uses, not the exchange."),
     Setting("NETTRACE_CCXT_HISTORY_DAYS", "7", int, "How far back the first ccxt fetch of a symbol goes.",
             bounds=Range(1, 3650)),
     Setting("NETTRACE_CCXT_MAX_RETRIES", "5", int, "Tries per ccxt request on transient errors before failing.",

@@ -15,6 +15,8 @@ from nettrace_dagster.execution.db import Ledger
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Intent
 from nettrace_dagster.execution.resource import ExecutionResource
+from nettrace_dagster.market.schema import MarketDataError
+from nettrace_dagster.settings import Settings, SettingsError, load_settings
 from tests.fakes.binance import FakeBinance
 
 KEY, SECRET = "test-key", "test-secret"
@@ -53,9 +55,63 @@ def test_refuses_without_the_live_switch_or_keys(fake: FakeBinance, tmp_path: Pa
     with pytest.raises(LiveTradingDisabled, match="API_KEY") as err:
         CcxtBroker("binance", "", SECRET, live_trading=True, base_url=fake.base_url)
     assert SECRET not in str(err.value)
-    paper = ExecutionResource(ledger_url=f"sqlite:///{tmp_path / 'l.db'}", audit_dir=str(tmp_path))
-    assert paper.engine().broker.name == "paper"  # the default never reaches an exchange
+    paper = ExecutionResource.from_settings(settings_at(tmp_path, NETTRACE_EXCHANGE_API_KEY=KEY,
+                                                        NETTRACE_EXCHANGE_API_SECRET=SECRET))
+    assert paper.engine().broker.name == "paper"  # the default never reaches an exchange, keys or not
     assert fake.calls == []
+
+
+def settings_at(home: Path, **env: str) -> Settings:
+    return load_settings({"NETTRACE_HOME": str(home), **env})
+
+
+def live_env(fake: FakeBinance, **env: str) -> dict[str, str]:
+    return {"NETTRACE_LIVE_TRADING": "1", "NETTRACE_EXCHANGE_API_KEY": KEY, "NETTRACE_EXCHANGE_API_SECRET": SECRET,
+            "NETTRACE_CCXT_BASE_URL": fake.base_url, **env}
+
+
+def test_the_environment_switch_trades_a_separate_live_account(fake: FakeBinance, tmp_path: Path) -> None:
+    """Paper money is account "main", live money account "live": one ledger never mixes them."""
+    paper = ExecutionResource.from_settings(settings_at(tmp_path))
+    live = ExecutionResource.from_settings(settings_at(tmp_path, **live_env(fake)))
+    assert (paper.account, live.account) == ("main", "live")
+    assert paper.submit(Intent("s", "BTC-USDT", "entry", fake.price("BTCUSDT"), "bar-1", 0.9, 3)).status == "filled"
+    d = live.submit(Intent("s", "BTC-USDT", "entry", fake.price("BTCUSDT"), "bar-1", 0.9, 3, account="live"))
+    assert d.status == "filled" and len(fake.orders) == 1  # only the live account's order reached the venue
+    assert live.status()["account"] == "live" and live.status()["mode"] == "live"
+    assert len(live.status()["positions"]) == 1 and len(paper.status()["positions"]) == 1
+    assert paper.status()["mode"] == "paper"
+
+
+def test_hardstop_and_status_need_only_the_ledger(fake: FakeBinance, tmp_path: Path) -> None:
+    """An operator stops trading with the keys missing and the exchange unreachable."""
+    no_keys = ExecutionResource.from_settings(settings_at(tmp_path, NETTRACE_LIVE_TRADING="1",
+                                                          NETTRACE_CCXT_BASE_URL="http://127.0.0.1:9"))
+    result = no_keys.hardstop(True, "operator", by="test")
+    assert result.on and result.changed
+    assert no_keys.status()["hardstop"]["on"] and no_keys.status()["account"] == "live"
+    with pytest.raises(LiveTradingDisabled, match="API_KEY"):  # trading itself still refuses without keys
+        no_keys.engine()
+    with_keys = ExecutionResource.from_settings(settings_at(tmp_path, **live_env(fake)))
+    assert with_keys.status()["hardstop"]["on"]  # the same live account, still stopped
+    assert fake.calls == []  # none of it asked the venue anything
+
+
+def test_the_ccxt_base_url_is_loopback_only(tmp_path: Path) -> None:
+    """With keys set the broker signs requests and sends the API key to this URL."""
+    for url in ("https://api.example.com", "http://10.0.0.8:80", "http://localhost.evil.com:80",
+                "http://user:pw@127.0.0.1:9", "file:///etc/passwd"):
+        with pytest.raises(SettingsError, match="NETTRACE_CCXT_BASE_URL") as err:
+            ExecutionResource.from_settings(settings_at(tmp_path, NETTRACE_CCXT_BASE_URL=url))
+        assert "pw" not in str(err.value)
+        with pytest.raises(MarketDataError, match="loopback"):
+            CcxtBroker("binance", KEY, SECRET, live_trading=True, base_url=url)
+
+
+def test_the_resource_takes_no_config_words(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="from_settings") as err:
+        ExecutionResource(ledger_url="postgresql://u:s3cret@127.0.0.1/x", live_trading=True)  # type: ignore[call-arg]
+    assert "s3cret" not in str(err.value)
 
 
 def test_a_filled_buy_and_sell_book_the_venue_fees(fake: FakeBinance, engine: ExecutionEngine) -> None:

@@ -12,6 +12,7 @@ pointed at a loopback fake.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import re
@@ -61,6 +62,25 @@ def _rewrite_urls(urls: Any, base_url: str) -> Any:
     return urls
 
 
+def check_loopback_url(url: str) -> str:
+    """`url` if it is http(s) on a literal loopback address (127.0.0.0/8 or ::1), else ValueError.
+
+    A base URL exists only to point ccxt at a test fake; with keys set, the broker sends the API
+    key and signed requests to it, so it may never name another machine. The message names the
+    host only: a URL can carry credentials.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme not in ("http", "https") or not loopback or parts.username or parts.password:
+        raise ValueError(f"a ccxt base URL must be http(s)://127.0.0.1:PORT (loopback, no credentials); "
+                         f"got scheme {parts.scheme!r}, host {host!r}")
+    return url
+
+
 def make_exchange(
     exchange_id: str,
     base_url: str | None = None,
@@ -72,13 +92,19 @@ def make_exchange(
 ) -> ccxt.Exchange:
     """A sync ccxt exchange with the rate limiter on.
 
-    `base_url` (e.g. a loopback fake's `http://127.0.0.1:PORT`) replaces the host of every API URL
-    and keeps ccxt to spot markets, so `load_markets` calls only the spot exchangeInfo instead of
-    also reaching for futures, margin and currency endpoints. Keys are optional (market data needs
+    `base_url` (a loopback fake's `http://127.0.0.1:PORT`; any other host is refused, see
+    `check_loopback_url`) replaces the host of every API URL and keeps ccxt to spot markets, so
+    `load_markets` calls only the spot exchangeInfo instead of also reaching for futures, margin
+    and currency endpoints. Keys are optional (market data needs
     none) and are only handed to ccxt, never logged.
     """
     if exchange_id not in ccxt.exchanges:
         raise MarketDataError(f"unknown ccxt exchange {exchange_id!r}")
+    if base_url:
+        try:
+            check_loopback_url(base_url)
+        except ValueError as exc:
+            raise MarketDataError(str(exc)) from None
     config: dict[str, Any] = {"enableRateLimit": True}
     if api_key:
         config["apiKey"] = api_key
