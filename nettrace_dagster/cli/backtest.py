@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from nettrace_dagster.cli import UsageError, emit
-from nettrace_dagster.market.schema import CandleError, gap_report, infer_timeframe_seconds, require_valid
+from nettrace_dagster.market.schema import CandleError, gap_report, infer_timeframe_seconds
 from nettrace_dagster.market.schema import seconds_to_timeframe as tf_name
 
 if TYPE_CHECKING:
@@ -44,23 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_candles(data: str) -> tuple[pl.DataFrame, str]:
     """Candles from a file, or from the lake when `data` names a symbol."""
-    path = Path(data)
-    if path.is_dir():
-        raise UsageError(f"--data {data}: is a directory, expected a .csv or .parquet candle file")
-    if path.suffix.lower() in FILE_SUFFIXES or path.exists():
-        from nettrace_dagster.market.file_source import read_candle_file
-
-        return read_candle_file(path), str(path)
+    from nettrace_dagster.market.importer import load_candles_arg
     from nettrace_dagster.market.lake import Lake
     from nettrace_dagster.settings import load_settings
 
-    lake = Lake(load_settings().lake_dir)
-    try:
-        df = lake.read_candles(data)
-    except FileNotFoundError:
-        raise UsageError(f"--data {data!r}: no such file, and no symbol {data!r} in the lake "
-                         f"(have: {', '.join(lake.partitions('candles')) or 'none'})") from None
-    return require_valid(df, data), f"lake:{data}"
+    return load_candles_arg(data, Lake(load_settings().lake_dir))
 
 
 def _no_constant(name: str) -> Any:

@@ -60,13 +60,15 @@ def stored_symbols(lake: Lake) -> list[str]:
     return lake.partitions("candles")
 
 
-def load_candles_arg(data: str, lake: Lake) -> pl.DataFrame:
-    """`--data` as a file path, or else as a symbol held in the lake."""
+def load_candles_arg(data: str, lake: Lake) -> tuple[pl.DataFrame, str]:
+    """`--data` as a candle file, or else as a symbol held in the lake; with where it came from."""
     path = Path(data)
+    if path.is_dir():
+        raise CandleError(f"--data {data}: is a directory, expected a .csv or .parquet candle file")
     if path.suffix.lower() in (".csv", ".parquet", ".txt") or path.exists():
-        return read_candle_file(path)
+        return read_candle_file(path), str(path)
     symbol = _symbol(data)
     if lake.exists("candles", symbol):
-        return lake.read_candles(symbol)
+        return require_valid(lake.read_candles(symbol), symbol), f"lake:{symbol}"
     held = ", ".join(stored_symbols(lake)) or "none"
     raise CandleError(f"--data {data!r}: no such file, and no such symbol in the lake (held: {held})")
