@@ -46,6 +46,7 @@ from nettrace_dagster.backtest.peers import (
 )
 from nettrace_dagster.backtest.sweep import default_workers
 from nettrace_dagster.backtest.synthetic import synthetic_candles
+from nettrace_dagster.rules import entry_gate_mask
 from nettrace_dagster.strategies import get_strategy
 from nettrace_dagster.strategies.builtin import SmaCross
 from nettrace_dagster.strategies.indicators import sma
@@ -260,11 +261,16 @@ def run_vectorbt(df, prices: Prices, engine: EngineParams, grid: list[dict], our
                                                  engine)).final_value()
     fast_w = [p["fast"] for p in grid]
     slow_w = [p["slow"] for p in grid]
+    # Rule 2 gates our entries inside the engine; vectorbt gets the same gate on its crosses (the
+    # evidence is the strategy's, computed once for both and outside both timings).
+    strategy = SmaCross()
+    evidence = strategy.evidence(df)
+    gate = entry_gate_mask(*evidence)[:, None]
     with PeakRSS() as mem_sweep:
         t0 = time.perf_counter()
         fast = vbt.MA.run(close, fast_w, short_name="fast")
         slow = vbt.MA.run(close, slow_w, short_name="slow")
-        v_entries = fast.ma_crossed_above(slow).to_numpy()
+        v_entries = fast.ma_crossed_above(slow).to_numpy() & gate
         v_exits = fast.ma_crossed_below(slow).to_numpy()
         t1 = time.perf_counter()
         kw = vectorbt_kwargs(prices, v_entries, v_exits, engine)
@@ -277,19 +283,20 @@ def run_vectorbt(df, prices: Prices, engine: EngineParams, grid: list[dict], our
 
     # same signals, same trades? compare every column's signals, final equity and trade count,
     # and the full trade list of a few columns
-    strategy = SmaCross()
     averages = {w: sma(close, w) for w in set(fast_w) | set(slow_w)}
     signal_mismatch = 0
     for c, p in enumerate(grid):
-        s = strategy.from_averages(averages[p["fast"]], averages[p["slow"]])
-        signal_mismatch += int((s.entries != v_entries[:, c]).sum() + (s.exits != v_exits[:, c]).sum())
+        s = strategy.from_averages(averages[p["fast"]], averages[p["slow"]], evidence)
+        signal_mismatch += int(((s.entries & gate[:, 0]) != v_entries[:, c]).sum()
+                               + (s.exits != v_exits[:, c]).sum())
     ours_final = np.array([m.final_equity for m in ours])
     ours_trades = np.array([m.trades for m in ours])
     peer_counts = np.bincount(pf.trades.values["col"], minlength=len(grid))
     full_lists = []
     for c in (0, len(grid) // 2, len(grid) - 1):
         p = grid[c]
-        res = simulate_signals(prices, strategy.from_averages(averages[p["fast"]], averages[p["slow"]]), engine)
+        res = simulate_signals(prices, strategy.from_averages(averages[p["fast"]], averages[p["slow"]], evidence),
+                               engine)
         full_lists.append(not compare_trades(res.trades, vectorbt_trades(pf[c])))
     v["agreement"] = {
         "signal_mismatches": signal_mismatch,
