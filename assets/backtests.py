@@ -1,19 +1,15 @@
 """Backtests of the production parameters per symbol, strategy and regime."""
 
 import dagster as dg
-import matplotlib.pyplot as plt
-import numpy as np
 import polars as pl
 
 from assets.inputs import SymbolFrames, by_symbol, every_symbol
 from assets.market import candles as candles_asset
 from assets.market import regimes as regimes_asset
 from nettrace_dagster.backtest.by_regime import ALL, backtest_symbols
-from nettrace_dagster.charts import markdown_table, png_markdown
+from nettrace_dagster.charts import equity_panels, markdown_table
 from nettrace_dagster.rules import load_rules
 from nettrace_dagster.settings import load_settings
-
-MAX_POINTS = 2_000
 
 
 @dg.asset(ins={"candles": every_symbol(candles_asset), "regimes": every_symbol(regimes_asset)},
@@ -37,26 +33,11 @@ def backtests(context: dg.AssetExecutionContext, candles: SymbolFrames,
             f"{overall.height} backtests on {overall['symbol'].n_unique()} symbol(s); best {best['strategy']} on "
             f"{best['symbol']}: return {best['total_return']:+.2%}, Sharpe {best['sharpe']:.2f}, "
             f"max drawdown {best['max_drawdown']:.1%}, {best['trades']} trades")
-        metadata["equity_curves"] = equity_chart(candles, results)
+        metadata["equity_curves"] = equity_panels(
+            {symbol: (candles[symbol]["timestamp"].to_list(),
+                      {name: r.equity / r.params.initial_equity for (s, name), r in sorted(results.items()) if s == symbol})
+             for symbol in sorted({s for s, _ in results})}, "equity / initial", "backtest equity curves")
     else:
         metadata["summary"] = dg.MetadataValue.text("no candles to backtest")
     context.log.info(str(metadata["summary"].value))
     return dg.Output(report, metadata=metadata)
-
-
-def equity_chart(candles: dict[str, pl.DataFrame], results: dict) -> dg.MetadataValue:
-    """One panel per symbol, one line per strategy (equity / initial equity)."""
-    symbols = sorted({s for s, _ in results})
-    fig, axes = plt.subplots(len(symbols), 1, figsize=(9, 2.4 * len(symbols)), squeeze=False, sharex=False)
-    for ax, symbol in zip(axes[:, 0], symbols, strict=True):
-        ts = np.asarray(candles[symbol]["timestamp"].to_list())
-        for (sym, name), result in sorted(results.items()):
-            if sym != symbol:
-                continue
-            step = max(len(result.equity) // MAX_POINTS, 1)
-            ax.plot(ts[::step], result.equity[::step] / result.params.initial_equity, lw=0.9, label=name)
-        ax.set_title(f"{symbol}: equity / initial", fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return png_markdown(fig, "backtest equity curves")

@@ -59,6 +59,22 @@ def line_chart(x: Sequence, series: dict[str, np.ndarray], title: str) -> Metada
     return png_markdown(fig, title)
 
 
+def equity_panels(panels: dict[str, tuple[Sequence, dict[str, np.ndarray]]], ylabel: str, alt: str,
+                  max_points: int = 2_000) -> MetadataValue:
+    """One panel per key (e.g. a symbol), one line per named series over its timestamps."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.4 * len(panels)), squeeze=False, sharex=False)
+    for ax, (title, (x, series)) in zip(axes[:, 0], panels.items(), strict=True):
+        ts = np.asarray(x)
+        for name, values in series.items():
+            step = max(len(values) // max_points, 1)
+            ax.plot(ts[::step], np.asarray(values)[::step], lw=0.9, label=name)
+        ax.set_title(f"{title}: {ylabel}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return png_markdown(fig, alt)
+
+
 def markdown_table(rows: list[dict], float_digits: int = 4) -> MetadataValue:
     """A small markdown table for the UI (no pandas needed)."""
     if not rows:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 
@@ -81,10 +82,19 @@ def run_demo(settings: Settings, progress: Callable[[str], None] = print) -> Dem
     return report
 
 
+def _root_cause(error: Any) -> str:
+    """The first line of the innermost error: Dagster wraps the asset's own exception, whose
+    message is what a trader needs ("Error occurred while executing op" says nothing)."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    lines = (error.message or "").strip().splitlines()
+    return lines[0] if lines else error.cls_name
+
+
 def _collect(result: dg.ExecuteInProcessResult, label: str, report: DemoReport) -> None:
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
-        why = failures[0].step_failure_data.error.message.strip().splitlines()[0] if failures else "run failed"
+        why = _root_cause(failures[0].step_failure_data.error) if failures else "run failed"
         report.failed.append(f"{label}: {why}")
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization

@@ -13,7 +13,6 @@ the built-in number with a one-line `RulesError`. See docs/execution.md for the 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -287,13 +286,12 @@ def rule_env_names() -> dict[str, str]:
     return {f.name: _env_name(f.name) for f in fields(Rules)}
 
 
-def load_rules(settings: Any = None, env: dict[str, str] | None = None) -> Rules:
-    """The rules with any tightening from settings (or `env`); RulesError on loosening."""
-    env = os.environ if env is None else env
-    values = getattr(settings, "values", {}) if settings is not None else {}
+def load_rules(settings: Any) -> Rules:
+    """The rules with any tightening the settings carry; RulesError on loosening. The settings are
+    passed in (read once, where the program starts), never looked up here."""
     changes: dict[str, Any] = {}
     for name, var in rule_env_names().items():
-        raw = values.get(var, env.get(var))
+        raw = settings.values.get(var)
         if raw is not None and str(raw).strip() != "":
             changes[name] = raw
     base = Rules()

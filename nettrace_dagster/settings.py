@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,13 +91,13 @@ def _symbols(value: str) -> str | None:
     return None
 
 
-_TIMEFRAME = re.compile(r"([1-9][0-9]{0,4})([mhd])")
-_TIMEFRAME_UNIT_S = {"m": 60, "h": 3600, "d": 86400}
-
-
 def _timeframe(value: str) -> str | None:
-    match = _TIMEFRAME.fullmatch(value)
-    seconds = int(match.group(1)) * _TIMEFRAME_UNIT_S[match.group(2)] if match else 0
+    from nettrace_dagster.market.schema import CandleError, timeframe_seconds  # the one parser
+
+    try:
+        seconds = timeframe_seconds(value)
+    except CandleError:
+        seconds = 0
     if 60 <= seconds <= 86400:
         return None
     return "expected a timeframe like 1m, 5m, 15m, 1h, 4h or 1d (1 minute … 1 day)"
@@ -117,12 +116,6 @@ def _schedule_minutes(minutes: int) -> str | None:
     except SettingsError:
         return "use a divisor of 60, or whole hours (60, 120, … 1440)"
     return None
-
-
-def _web_url(value: str) -> str | None:
-    if not value or re.fullmatch(r"https?://[^\s/]+\S*", value):
-        return None
-    return "expected an http(s):// URL or empty"
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -194,22 +187,8 @@ SETTINGS: tuple[Setting, ...] = (
             bounds=Range(-1.0, 1.0)),
     Setting("REGIME_BEAR_THRESHOLD", "-0.01", float, "Trailing-window return below which a bar is BEAR.",
             bounds=Range(-1.0, 1.0)),
-    Setting("PARAM_OPT_INTERVAL_HOURS", "6", int, "Hours between parameter optimizations.", bounds=Range(1, 168)),
-    Setting("PARAM_OPT_COLD_LOOKBACK_DAYS", "7", int, "Days of history in a COLD backtest.", bounds=Range(1, 3650)),
     Setting("PARAM_OPT_MAX_DAILY_LOSS_USD", "5.0", float, "Daily loss limit (Rule 1); may only be tightened.",
             bounds=Range(0, 1e9, low_open=True)),
-    Setting("DISCOVERY_ARXIV_ENABLED", "1", bool, "Read arXiv feeds during discovery."),
-    Setting("OPPORTUNITY_MIN_SCORE_FOR_SUBMISSION", "0.65", float, "Score at which an opportunity gets code.",
-            bounds=SHARE),
-    Setting("SLACK_WEBHOOK_URL", "", str, "Slack incoming webhook for alerts (empty: log only).", check=_web_url,
-            secret=True),
-    Setting("DISCORD_WEBHOOK_URL", "", str, "Discord webhook for alerts (empty: log only).", check=_web_url,
-            secret=True),
-    Setting("FLYCTL_PATH", "flyctl", str, "flyctl binary for Fly.io deploys."),
-    Setting("FLY_API_TOKEN", "", str, "Fly.io token; when set on `live`, Fly is the deploy target (never logged).",
-            secret=True),
-    Setting("ANTHROPIC_API_KEY", "", str, "Claude key for strategy generation on `live` (never logged).",
-            secret=True),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -22,6 +22,12 @@ def summary_job() -> dg.JobDefinition:
     return defs.resolve_job_def("analytics_refresh")
 
 
+def _root_cause(error: object) -> str:
+    from nettrace_dagster.demo import _root_cause as root
+
+    return root(error)
+
+
 def run_one(partition: str | None) -> dict:
     """One run in this process; Dagster's in-process orchestration is not thread-safe."""
     with dg.DagsterInstance.get() as instance:
@@ -30,7 +36,8 @@ def run_one(partition: str | None) -> dict:
         else:
             result = dg.execute_job(dg.reconstructable(refresh_job), instance, tags={"dagster/partition": partition})
         return {"ok": result.success,
-                "failures": [e.message for e in result.all_events if e.is_failure],
+                "failures": [f"{e.message} {_root_cause(e.step_failure_data.error)}" if e.is_step_failure
+                             else e.message for e in result.all_events if e.is_failure],
                 "step_pids": sorted({e.pid for e in result.all_events if e.is_step_success})}
 
 

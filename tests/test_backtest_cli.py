@@ -17,6 +17,7 @@ from nettrace_dagster.cli import main
 from nettrace_dagster.market.file_source import read_candle_file
 from nettrace_dagster.settings import Settings
 from nettrace_dagster.strategies import get_strategy
+from tests.test_backtest_engine import round_trips
 
 KEYS = {"trades", "initial_equity", "final_equity", "total_return", "sharpe", "max_drawdown", "win_rate"}
 
@@ -246,15 +247,3 @@ def test_tightened_rule_2_settings_gate_the_backtest(csv: Path, home: Path, monk
     monkeypatch.setenv("NETTRACE_RULE_MIN_CONFIDENCE", "0.5")  # loosening: refused, as trading refuses it
     code, _, err = backtest(capsys, *args)
     assert code == 2 and "NETTRACE_RULE_MIN_CONFIDENCE=0.5 loosens Rule 2" in err
-
-
-def round_trips(entries: np.ndarray, exits: np.ndarray) -> int:
-    """Trades the fill conventions make of gated entries: a signal fills at the next open, an exit
-    beats an entry on one bar, no pyramiding, nothing fills after the last bar."""
-    held, trades = False, 0
-    for i in range(len(entries) - 1):
-        if held and exits[i]:
-            held = False
-        elif not held and entries[i] and not exits[i]:
-            held, trades = True, trades + 1
-    return trades

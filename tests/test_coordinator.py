@@ -1,5 +1,6 @@
-"""The coordinator: reservations by priority and TTL, compute quotas, the API budget, the conflict
-rules, the Sharpe bandit, and the audit trail (queryable in DuckDB)."""
+"""The coordinator and the capital rules around it: reservations by priority and TTL (as the engine
+makes them), compute quotas, the API budget, the conflict rules, the Sharpe bandit, and the audit
+trail (queryable in DuckDB)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from sqlalchemy import func, select
 
 from nettrace_dagster.coordinator import bandit
 from nettrace_dagster.coordinator.api_budget import ApiBudgetExhausted
 from nettrace_dagster.coordinator.core import Coordinator
 from nettrace_dagster.coordinator.quotas import RUN_TAG_KEY, RUN_TAG_LIMITS, run_tags
-from nettrace_dagster.execution.db import Ledger
+from nettrace_dagster.coordinator.reservations import PRIORITIES, reserve_in
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Intent
 from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.ledger import accounting as acc
+from nettrace_dagster.ledger.db import Ledger
+from nettrace_dagster.ledger.models import Activity, Reservation, live_reservation
+from nettrace_dagster.rules import Rules
 
 
 class Clock:
@@ -39,64 +45,76 @@ def clock() -> Clock:
 @pytest.fixture
 def coord(tmp_path: Path, clock: Clock) -> Coordinator:
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    with ledger.tx() as s:  # the account the reservations are made in
+        acc.ensure_account(s, "main", 100.0, clock())
     return Coordinator(ledger, audit_dir=tmp_path / "audit", clock=clock, sleep=clock.sleep)
 
 
+def reserve(coord: Coordinator, owner: str, kind: str, amount: float, ttl_s: float | None = 60.0):  # noqa: ANN201
+    """One reservation the way the engine makes it: inside a ledger transaction, on the account
+    it has just refreshed for that priority."""
+    with coord.ledger.tx() as s:
+        r = acc.refresh(s, Rules(), "main", None, coord.clock(), priority=PRIORITIES[kind])
+        return reserve_in(s, Rules(), "main", owner, kind, amount, coord.clock(), ttl_s, None, r)
+
+
+def active(coord: Coordinator, reservation_id: int | None) -> bool:
+    with coord.ledger.read() as s:
+        res = s.get(Reservation, reservation_id)
+        return bool(res and s.scalar(select(func.count()).select_from(Reservation).where(
+            Reservation.id == reservation_id, live_reservation(coord.clock()))))
+
+
 def test_reservations_never_touch_the_reserve(coord: Coordinator) -> None:
-    assert coord.reserve("a", "paper", 60).granted
-    assert coord.reserve("b", "paper", 30).granted  # 90 of 100: the $10 floor is left
-    denied = coord.reserve("c", "paper", 0.5)
+    assert reserve(coord, "a", "paper", 60).granted
+    assert reserve(coord, "b", "paper", 30).granted  # 90 of 100: the $10 floor is left
+    denied = reserve(coord, "c", "paper", 0.5)
     assert not denied.granted and "reserve floor $10.00" in denied.reasons[0]
 
 
 def test_higher_priority_preempts_newest_lower_first(coord: Coordinator) -> None:
-    old = coord.reserve("paper-old", "paper", 40)
-    new = coord.reserve("paper-new", "paper", 40)
-    assert not coord.reserve("bt", "backtest", 20).granted  # lower priority cannot preempt
-    live = coord.reserve("live", "live", 20)
+    old = reserve(coord, "paper-old", "paper", 40)
+    new = reserve(coord, "paper-new", "paper", 40)
+    assert not reserve(coord, "bt", "backtest", 20).granted  # lower priority cannot preempt
+    live = reserve(coord, "live", "live", 20)
     assert live.granted and live.preempted == (new.reservation_id,)
-    assert coord.is_active(old.reservation_id) and not coord.is_active(new.reservation_id)
-    exit_ = coord.reserve("exit", "exit", 70)
+    assert active(coord, old.reservation_id) and not active(coord, new.reservation_id)
+    exit_ = reserve(coord, "exit", "exit", 70)
     assert exit_.granted and set(exit_.preempted) == {old.reservation_id}
-    assert not coord.reserve("live2", "live", 30).granted  # exits and live outrank it
+    assert not reserve(coord, "live2", "live", 30).granted  # exits and live outrank it
 
 
 def test_order_bound_reservations_are_never_preempted(coord: Coordinator, tmp_path: Path) -> None:
     engine = ExecutionEngine(coord.ledger, _NeverFills(coord.ledger), clock=coord.clock)
     assert engine.submit(Intent("s", "BTC-USDT", "entry", 100.0, "k", 0.9, 3)).status == "unknown"
-    assert not coord.reserve("exit", "exit", 90).granted  # 25 $ are held by the order in flight
-    assert coord.reserve("exit", "exit", 65).granted
+    assert not reserve(coord, "exit", "exit", 90).granted  # 25 $ are held by the order in flight
+    assert reserve(coord, "exit", "exit", 65).granted
 
 
-def test_ttl_expiry_and_release(coord: Coordinator, clock: Clock) -> None:
-    r = coord.reserve("a", "paper", 90, ttl_s=30)
-    assert not coord.reserve("b", "paper", 10).granted
+def test_ttl_expiry(coord: Coordinator, clock: Clock) -> None:
+    r = reserve(coord, "a", "paper", 90, ttl_s=30)
+    assert not reserve(coord, "b", "paper", 10).granted
     clock.t += 31
-    assert not coord.is_active(r.reservation_id)
-    b = coord.reserve("b", "paper", 90)
-    assert b.granted and coord.release(b.reservation_id) and not coord.release(b.reservation_id)
+    assert not active(coord, r.reservation_id)
+    assert reserve(coord, "b", "paper", 90).granted
 
 
-def test_hardstop_allows_only_exit_reservations(coord: Coordinator) -> None:
+def test_hardstop_allows_only_exit_reservations_and_pauses_cold_and_warm(coord: Coordinator) -> None:
     engine = ExecutionEngine(coord.ledger, PaperBroker(coord.ledger), clock=coord.clock)
     engine.set_hardstop(True, "test")
-    assert not coord.reserve("p", "paper", 1).granted and not coord.reserve("l", "live", 1).granted
-    assert coord.reserve("x", "exit", 1).granted
-    assert not coord.may_run_stage("COLD").allowed and coord.may_run_stage("LIMITED").allowed
+    assert not reserve(coord, "p", "paper", 1).granted and not reserve(coord, "l", "live", 1).granted
+    assert reserve(coord, "x", "exit", 1).granted
+    assert coord.begin("cold", "candidate-4").status == "refused"
+    assert coord.begin("warm", "candidate-5").status == "refused"
+    assert coord.begin("limited", "candidate-6").status == "running"
+    assert coord.begin("discovery", "arxiv").status == "running"
 
 
-def test_compute_quotas(coord: Coordinator, clock: Clock) -> None:
-    slots = [coord.acquire_slot("backtest", f"bt{i}", ttl_s=60) for i in range(4)]
-    assert [s.granted for s in slots] == [True, True, True, False]
-    assert coord.release_slot(slots[0].slot_id)
-    assert coord.acquire_slot("backtest", "bt4").granted
-    clock.t += 61  # the first leases expire: a killed holder frees its slot
-    assert coord.acquire_slot("backtest", "bt5").granted
-    assert all(coord.acquire_slot("paper", f"p{i}").granted for i in range(5))
-    assert not coord.acquire_slot("paper", "p5").granted
-    assert all(coord.acquire_slot("live", f"l{i}").granted for i in range(20))
+def test_compute_quotas_are_dagster_run_queue_limits() -> None:
     assert run_tags("backtest") == {RUN_TAG_KEY: "backtest"}
     assert {(d["value"], d["limit"]) for d in RUN_TAG_LIMITS} == {("backtest", 3), ("paper", 5)}
+    with pytest.raises(ValueError, match="unknown compute kind"):
+        run_tags("gpu")
 
 
 def test_api_budget_minute_and_rolling_hour(tmp_path: Path, clock: Clock) -> None:
@@ -118,28 +136,22 @@ def test_api_budget_minute_and_rolling_hour(tmp_path: Path, clock: Clock) -> Non
     assert snap["limits"] == {"per_minute": 5, "per_hour": 8} and snap["binance"]["hour"] <= 8
 
 
+def status_of(coord: Coordinator, activity_id: int | None) -> str:
+    with coord.ledger.read() as s:
+        return s.get(Activity, activity_id).status
+
+
 def test_deploy_queues_optimization_and_one_deploy_at_a_time(coord: Coordinator) -> None:
     opt = coord.begin("optimization", "optuna-1")
     assert opt.status == "running"
     deploy = coord.begin("deploy", "release-7")
     assert deploy.status == "running" and deploy.affected == (opt.activity_id,)
-    assert coord.activity_status(opt.activity_id).status == "queued"
+    assert status_of(coord, opt.activity_id) == "queued"
     assert coord.begin("optimization", "optuna-2").status == "queued"
     assert coord.begin("deploy", "release-8").status == "refused"
     ended = coord.end(deploy.activity_id)
     assert set(ended.affected) >= {opt.activity_id}
-    assert coord.activity_status(opt.activity_id).status == "running"
-
-
-def test_hardstop_pauses_cold_and_warm(coord: Coordinator) -> None:
-    engine = ExecutionEngine(coord.ledger, PaperBroker(coord.ledger), clock=coord.clock)
-    warm = coord.begin("warm", "candidate-3")
-    engine.set_hardstop(True, "test")
-    assert coord.activity_status(warm.activity_id).status == "paused"
-    assert coord.begin("cold", "candidate-4").status == "refused"
-    assert coord.begin("discovery", "arxiv").status == "running"
-    engine.set_hardstop(False)
-    assert coord.activity_status(warm.activity_id).status == "running"
+    assert status_of(coord, opt.activity_id) == "running"
 
 
 def test_one_trading_tick_per_account(coord: Coordinator, clock: Clock) -> None:
@@ -162,18 +174,15 @@ def test_bandit_prefers_higher_sharpe_and_is_reproducible() -> None:
 
 
 def test_every_decision_is_audited_and_queryable_in_duckdb(coord: Coordinator, tmp_path: Path) -> None:
-    coord.reserve("a", "paper", 10)
-    coord.reserve("b", "paper", 1000)
-    coord.acquire_slot("backtest", "bt")
     coord.begin("deploy", "r1")
+    coord.begin("deploy", "r2")
     coord.settle(["x", "y"], seed="bar:1")
     path = tmp_path / "audit" / "conflict_log.jsonl"
     rows = duckdb.sql(f"SELECT decision, count(*) AS n FROM read_json_auto('{path}') GROUP BY 1").fetchall()
-    counts = dict(rows)
-    assert counts == {"reservation": 2, "compute_slot": 1, "activity_begin": 1, "bandit": 1}
-    granted = duckdb.sql(f"SELECT granted FROM read_json_auto('{path}') WHERE decision = 'reservation' "
-                         "ORDER BY ts").fetchall()
-    assert granted == [(True,), (False,)]
+    assert dict(rows) == {"activity_begin": 2, "bandit": 1}
+    statuses = duckdb.sql(f"SELECT status FROM read_json_auto('{path}') WHERE decision = 'activity_begin' "
+                          "ORDER BY ts").fetchall()
+    assert statuses == [("running",), ("refused",)]
 
 
 class _NeverFills(PaperBroker):

@@ -1,5 +1,6 @@
-"""Sixteen processes racing for capital reservations never over-allocate (SQLite here; the same
-race on PostgreSQL is in test_ledger_postgres.py)."""
+"""Sixteen processes racing entries through the execution engine (the capital each order holds is
+reserved in the same transaction as the decision) never over-allocate (SQLite here; the same race
+on PostgreSQL is in test_ledger_postgres.py)."""
 
 from __future__ import annotations
 
@@ -9,38 +10,47 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
-from nettrace_dagster.coordinator.core import Coordinator
-from nettrace_dagster.coordinator.models import Reservation
-from nettrace_dagster.execution.db import Ledger
+from nettrace_dagster.execution.engine import ExecutionEngine
+from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.ledger.db import Ledger
+from nettrace_dagster.ledger.models import Capital, Reservation
 
 WORKER = r"""
 import json, random, sys, time
 from pathlib import Path
-from nettrace_dagster.coordinator.core import Coordinator
-from nettrace_dagster.execution.db import Ledger
+from nettrace_dagster.execution.engine import ExecutionEngine
+from nettrace_dagster.execution.intents import Intent
+from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.ledger.db import Ledger
 
 url, audit, gate, seed, n = sys.argv[1:6]
-coord = Coordinator(Ledger(url), audit_dir=audit)
+ledger = Ledger(url)
+engine = ExecutionEngine(ledger, PaperBroker(ledger), audit_dir=audit)
 Path(gate, f"ready-{seed}").touch()
 while not Path(gate, "go").exists():
     time.sleep(0.001)
 rng = random.Random(int(seed))
 out = []
 for i in range(int(n)):
-    kind = rng.choice(["live", "paper", "backtest"])
-    r = coord.reserve(f"w{seed}-{i}", kind, round(rng.uniform(1, 8), 2), ttl_s=600)
-    out.append([r.granted, r.reservation_id, r.amount, list(r.preempted)])
+    symbol = rng.choice(["BTC-USDT", "ETH-USDT"])
+    d = engine.submit(Intent(f"w{seed}-{i}", symbol, "entry", 100.0, "race", 0.9, 3,
+                             notional=round(rng.uniform(1, 8), 2)), {"BTC-USDT": 100.0, "ETH-USDT": 100.0})
+    out.append([d.approved, d.client_order_id, d.notional, d.status])
 print(json.dumps(out))
 """
 
 POOL = 90.0  # $100 of capital minus the $10 floor
+FEE = 0.001
 
 
 def run_race(url: str, tmp: Path, procs: int = 16, each: int = 15) -> list[list]:
-    """Start `procs` workers, release them at once, and return every reservation decision."""
-    Coordinator(Ledger(url), audit_dir=tmp / "audit")  # schema and account exist before the race
+    """Start `procs` workers, release them at once, and return every entry decision."""
+    ledger = Ledger(url)  # schema and account exist before the race
+    ExecutionEngine(ledger, PaperBroker(ledger))
+    ledger.dispose()
     script, gate = tmp / "worker.py", tmp / "gate"
     script.write_text(WORKER)
     gate.mkdir()
@@ -61,20 +71,17 @@ def run_race(url: str, tmp: Path, procs: int = 16, each: int = 15) -> list[list]
 
 
 def assert_never_over_allocated(url: str, decisions: list[list]) -> None:
-    granted = {rid: amount for ok, rid, amount, _ in decisions if ok}
-    preempted_by = {rid: pre for ok, rid, _, pre in decisions if ok}
-    assert len(granted) == sum(1 for d in decisions if d[0])  # ids are unique
-    # Replay in commit order (ids are assigned under the lock): the running total never exceeds the pool.
-    held: dict[int, float] = {}
-    for rid in sorted(granted):
-        for victim in preempted_by[rid]:
-            held.pop(victim)
-        held[rid] = granted[rid]
-        assert sum(held.values()) <= POOL + 1e-6, f"over-allocated after reservation {rid}"
+    """Every approved entry filled, and together they spent at most the pool above the floor."""
+    approved = [d for d in decisions if d[0]]
+    assert approved and all(d[3] == "filled" for d in approved)
+    assert len({d[1] for d in approved}) == len(approved)  # one order per intent
+    spent = sum(d[2] * (1 + FEE) for d in approved)
+    assert spent <= POOL + 1e-6, f"over-allocated: ${spent:.2f} of ${POOL:.2f}"
     with Ledger(url).read() as s:
-        active = {r.id: r.amount for r in s.scalars(select(Reservation).where(Reservation.status == "active"))}
-    assert active == held
-    assert sum(active.values()) <= POOL + 1e-6
+        cash = s.get(Capital, "main").cash
+        active = s.scalar(select(func.count()).select_from(Reservation).where(Reservation.status == "active"))
+    assert cash == pytest.approx(100.0 - spent, abs=1e-6) and cash >= 10.0 - 1e-6
+    assert active == 0  # every order's hold was consumed or released
     assert any(not d[0] for d in decisions), "no contention: the race proved nothing"
 
 
@@ -83,4 +90,3 @@ def test_sixteen_processes_never_over_allocate(tmp_path: Path) -> None:
     decisions = run_race(url, tmp_path)
     assert len(decisions) == 16 * 15
     assert_never_over_allocated(url, decisions)
-    assert any(d[3] for d in decisions), "no preemption happened"

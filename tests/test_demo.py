@@ -43,3 +43,14 @@ def test_human_summary_names_failures() -> None:
     text = format_report(report)
     assert text.splitlines()[0].startswith("NetTrace demo: 1 materializations in 2 runs")
     assert "FAILED regimes[BTC-USDT]: boom" in text and not report.ok
+
+
+def test_a_failed_step_is_reported_by_its_root_cause() -> None:
+    from dagster._utils.error import SerializableErrorInfo
+
+    from nettrace_dagster.demo import _root_cause
+
+    inner = SerializableErrorInfo("WarehouseError: lake file candles/BTC-USDT.parquet is truncated\n", [], "WarehouseError")
+    outer = SerializableErrorInfo('Error occurred while executing op "market_summary":', [],
+                                  "DagsterExecutionStepExecutionError", cause=inner)
+    assert _root_cause(outer) == "WarehouseError: lake file candles/BTC-USDT.parquet is truncated"

@@ -11,10 +11,10 @@ import pytest
 from nettrace_dagster.coordinator.core import Coordinator
 from nettrace_dagster.execution.broker import LiveTradingDisabled
 from nettrace_dagster.execution.ccxt_broker import CcxtBroker
-from nettrace_dagster.execution.db import Ledger
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Intent
 from nettrace_dagster.execution.resource import ExecutionResource
+from nettrace_dagster.ledger.db import Ledger
 from nettrace_dagster.market.schema import MarketDataError
 from nettrace_dagster.settings import Settings, SettingsError, load_settings
 from tests.fakes.binance import FakeBinance

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from nettrace_dagster.execution.db import Ledger
-from nettrace_dagster.execution.models import Fill, Order, PaperOrder, Position
+from nettrace_dagster.ledger.db import Ledger
+from nettrace_dagster.ledger.models import Fill, Order, PaperOrder, Position
 from tests.fakes.binance import FakeBinance
 
 CHILD = r"""
@@ -24,7 +24,7 @@ import json, sys, time
 from pathlib import Path
 from nettrace_dagster.coordinator.core import Coordinator
 from nettrace_dagster.execution.ccxt_broker import CcxtBroker
-from nettrace_dagster.execution.db import Ledger
+from nettrace_dagster.ledger.db import Ledger
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Intent
 from nettrace_dagster.execution.paper import PaperBroker

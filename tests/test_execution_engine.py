@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 
 from nettrace_dagster.audit import read_audit
 from nettrace_dagster.execution.broker import BrokerOrder, BrokerRejected, BrokerUnknown, OrderRequest
-from nettrace_dagster.execution.db import Ledger, LedgerError
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Intent
-from nettrace_dagster.execution.models import Order, PaperOrder
 from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.ledger.db import Ledger, LedgerError
+from nettrace_dagster.ledger.models import Order, PaperOrder
 
 
 class Clock:

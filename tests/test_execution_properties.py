@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nettrace_dagster.execution.costs import CostModel
-from nettrace_dagster.execution.db import Ledger
 from nettrace_dagster.execution.decide import decide
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Intent
 from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.ledger.db import Ledger
 from nettrace_dagster.rules import AccountSnapshot, Rules, StrategyRecord
 
 EPS = 1e-6
@@ -247,7 +247,7 @@ def assert_ledger_consistent(engine: ExecutionEngine) -> None:
     """Cash equals the initial capital plus every fill's cash flow; nothing stays reserved."""
     from sqlalchemy import select
 
-    from nettrace_dagster.execution.models import Capital, Fill, Order
+    from nettrace_dagster.ledger.models import Capital, Fill, Order
 
     with engine.ledger.read() as s:
         flows = s.execute(select(Order.side, Fill.qty, Fill.price, Fill.fee).join(Order, Fill.order_id == Order.id)).all()

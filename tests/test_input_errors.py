@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nettrace_dagster.cli import is_input_error, main
-from nettrace_dagster.execution.db import Ledger, LedgerError, open_ledger
+from nettrace_dagster.ledger.db import Ledger, LedgerError, open_ledger
 from nettrace_dagster.market.file_source import FileSource, read_candle_file
 from nettrace_dagster.market.schema import CandleError
 

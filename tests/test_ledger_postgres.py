@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from nettrace_dagster.execution.db import Ledger, redact
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Intent
-from nettrace_dagster.execution.models import PaperOrder
 from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.ledger.db import Ledger, redact
+from nettrace_dagster.ledger.models import PaperOrder
 from tests.test_coordinator_race import assert_never_over_allocated, run_race
 
 pytestmark = pytest.mark.postgres

@@ -6,10 +6,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from nettrace_dagster.execution.db import Ledger
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Intent
 from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.ledger.db import Ledger
 
 # The two tables as the previous release created them (its DDL, verbatim from SQLite).
 OLD = """

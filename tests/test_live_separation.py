@@ -13,12 +13,12 @@ import pytest
 
 from nettrace_dagster.audit import read_audit
 from nettrace_dagster.coordinator.core import Coordinator
-from nettrace_dagster.execution.accounting import AccountModeError
 from nettrace_dagster.execution.ccxt_broker import CcxtBroker
-from nettrace_dagster.execution.db import Ledger
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Intent
 from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.ledger.accounting import AccountModeError
+from nettrace_dagster.ledger.db import Ledger
 from tests.fakes.binance import FakeBinance
 
 KEY, SECRET = "test-key", "test-secret"

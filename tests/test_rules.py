@@ -7,6 +7,7 @@ import pytest
 
 from nettrace_dagster import rules as R
 from nettrace_dagster.rules import AccountSnapshot, Rules, RulesError, StrategyRecord, load_rules
+from nettrace_dagster.settings import load_settings
 
 
 def acct(**kw: float | bool) -> AccountSnapshot:
@@ -55,11 +56,11 @@ def test_out_of_band_or_nonsense_is_refused(change: dict) -> None:
 
 
 def test_load_rules_reads_the_environment_and_the_seed_name() -> None:
-    r = load_rules(env={"PARAM_OPT_MAX_DAILY_LOSS_USD": "2.5", "NETTRACE_RULE_MAX_DRAWDOWN": "0.25"})
+    r = load_rules(load_settings({"PARAM_OPT_MAX_DAILY_LOSS_USD": "2.5", "NETTRACE_RULE_MAX_DRAWDOWN": "0.25"}))
     assert (r.max_daily_loss_usd, r.max_drawdown) == (2.5, 0.25)
-    assert load_rules(env={"PARAM_OPT_MAX_DAILY_LOSS_USD": "5.0"}) == Rules()  # the default is no change
+    assert load_rules(load_settings({"PARAM_OPT_MAX_DAILY_LOSS_USD": "5.0"})) == Rules()  # the default is no change
     with pytest.raises(RulesError, match="PARAM_OPT_MAX_DAILY_LOSS_USD=50"):
-        load_rules(env={"PARAM_OPT_MAX_DAILY_LOSS_USD": "50"})
+        load_rules(load_settings({"PARAM_OPT_MAX_DAILY_LOSS_USD": "50"}))
 
 
 # ---------------------------------------------------------------- an independent oracle

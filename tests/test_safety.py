@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 from nettrace_dagster.audit import read_audit
 from nettrace_dagster.coordinator.core import Coordinator
 from nettrace_dagster.execution.broker import BrokerOrder, BrokerUnknown, OrderRequest
-from nettrace_dagster.execution.db import Ledger
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Intent
-from nettrace_dagster.execution.models import Flag, Order, PaperOrder, Position
 from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.ledger.db import Ledger
+from nettrace_dagster.ledger.models import Flag, Order, PaperOrder, Position
 from nettrace_dagster.rules import Rules, entry_gate
 from nettrace_dagster.trading.trader import Trader
 from tests.scripted import Script, bars, install
@@ -87,7 +87,7 @@ import sys, time
 from pathlib import Path
 import pytest
 from nettrace_dagster.coordinator.core import Coordinator
-from nettrace_dagster.execution.db import Ledger
+from nettrace_dagster.ledger.db import Ledger
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.paper import PaperBroker
 from nettrace_dagster.trading.trader import Trader
@@ -152,7 +152,7 @@ def test_a_live_holder_of_the_trading_lock_keeps_a_second_tick_out(tmp_path: Pat
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
         "from nettrace_dagster.coordinator.core import Coordinator\n"
-        "from nettrace_dagster.execution.db import Ledger\n"
+        "from nettrace_dagster.ledger.db import Ledger\n"
         "with Coordinator(Ledger(sys.argv[1])).exclusive('trading', 'trader:main') as mine:\n"
         "    print(mine, flush=True)\n"
         "    time.sleep(120)\n"), f"sqlite:///{tmp_path / 'ledger.db'}"], stdout=subprocess.PIPE)

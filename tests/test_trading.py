@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 
 from nettrace_dagster.audit import read_audit
 from nettrace_dagster.coordinator.core import Coordinator
-from nettrace_dagster.execution.db import Ledger
 from nettrace_dagster.execution.engine import ExecutionEngine
-from nettrace_dagster.execution.models import Order, PaperOrder
 from nettrace_dagster.execution.paper import PaperBroker
+from nettrace_dagster.ledger.db import Ledger
+from nettrace_dagster.ledger.models import Order, PaperOrder
 from nettrace_dagster.market.sim import simulate
 from nettrace_dagster.trading.trader import Trader
 from tests.scripted import Script, bars, install
@@ -61,7 +61,7 @@ CRASH_CHILD = r"""
 import sys, time
 from pathlib import Path
 from nettrace_dagster.coordinator.core import Coordinator
-from nettrace_dagster.execution.db import Ledger
+from nettrace_dagster.ledger.db import Ledger
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.paper import PaperBroker
 from nettrace_dagster.market.sim import simulate

@@ -16,7 +16,7 @@ from nettrace_dagster.backtest.metrics import periods_per_year
 from nettrace_dagster.backtest.params import EngineParams
 from nettrace_dagster.market.schema import infer_timeframe_seconds
 from nettrace_dagster.rules import Rules
-from nettrace_dagster.strategies import STRATEGIES, Strategy, get_strategy
+from nettrace_dagster.strategies import Strategy, get_strategy, params_in_force
 
 REGIMES = ("BULL", "BEAR", "SIDEWAYS")
 ALL = "ALL"
@@ -89,18 +89,13 @@ def regime_labels(candles: pl.DataFrame, regimes: pl.DataFrame | None) -> np.nda
     return joined["regime"].fill_null("UNKNOWN").to_numpy().astype(object)
 
 
-def production_params() -> dict[str, dict[str, Any]]:
-    """The parameters each strategy trades with. Until optimized parameters exist, its defaults."""
-    return {name: dict(cls.default_params) for name, cls in STRATEGIES.items()}
-
-
 def backtest_symbols(candles: dict[str, pl.DataFrame], regimes: dict[str, pl.DataFrame] | None = None,
                      strategies: dict[str, dict[str, Any]] | None = None,
                      engine: EngineParams | None = None, rules: Rules | None = None,
                      ) -> tuple[pl.DataFrame, dict[tuple[str, str], BacktestResult]]:
     """Backtest every strategy on every symbol; the per-regime report and each full result.
     Entries are gated by `rules` (default: `current_rules()`, what the execution layer uses)."""
-    strategies = strategies if strategies is not None else production_params()
+    strategies = strategies if strategies is not None else params_in_force()
     engine = engine or EngineParams()
     rules = rules if rules is not None else current_rules()
     rows: list[dict[str, Any]] = []

@@ -32,7 +32,7 @@ INPUT_ERRORS: tuple[type[BaseException], ...] = (
 # once their module is loaded (if it is not, nothing can have raised them), so a command that
 # never opens the ledger never pays for importing SQLAlchemy.
 LAZY_INPUT_ERRORS: tuple[tuple[str, str], ...] = (
-    ("nettrace_dagster.execution.db", "LedgerError"),
+    ("nettrace_dagster.ledger.db", "LedgerError"),
 )
 
 

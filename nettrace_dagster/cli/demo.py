@@ -18,13 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from nettrace_dagster.cli.market import ensure_home
     from nettrace_dagster.demo import format_report, run_demo  # loads Dagster: only for this command
-    from nettrace_dagster.execution.db import open_ledger
+    from nettrace_dagster.ledger.db import ledger_of
 
     settings = load_settings()
     # Bad input is found before the first run: an unusable home or ledger (bad URL, damaged file)
     # is one line and exit 2 here, not a failed step in every run of the graph and exit 1.
     ensure_home(settings)
-    open_ledger(settings.ledger_url)
+    ledger_of(settings)
     progress = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     report = run_demo(settings, progress=progress)
     emit(report.as_dict(), args.json, format_report(report))

@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from nettrace_dagster.execution.accounting import AccountModeError  # heavy: only when this command runs
     from nettrace_dagster.execution.risk import gate_from_settings
+    from nettrace_dagster.ledger.accounting import AccountModeError  # heavy: only when this command runs
 
     if args.reset_peak and args.state == "on":
         raise UsageError("--reset-peak only goes with 'off'")

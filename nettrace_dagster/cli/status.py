@@ -18,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     # Imported here, not at the top: every `nettrace` call loads every command module.
     from nettrace_dagster.coordinator.core import Coordinator
-    from nettrace_dagster.execution.accounting import AccountModeError
-    from nettrace_dagster.execution.db import redact
     from nettrace_dagster.execution.risk import gate_from_settings
+    from nettrace_dagster.ledger.accounting import AccountModeError
+    from nettrace_dagster.ledger.db import redact
 
     settings = load_settings()
     try:  # the ledger alone: status works with no broker, no keys and no exchange
@@ -28,7 +28,7 @@ def handle(args: argparse.Namespace) -> int:
     except AccountModeError as exc:
         raise UsageError(str(exc)) from None
     status = {**gate.status(), "broker": "ccxt" if gate.mode == "live" else "paper"}
-    status["coordinator"] = Coordinator(gate.ledger, gate.rules, None, gate.account, mode=gate.mode).snapshot()
+    status["coordinator"] = Coordinator(gate.ledger, None, gate.account).snapshot()
     status["ledger"] = redact(settings.ledger_url)
     emit(status, args.json, human(status))
     return 0

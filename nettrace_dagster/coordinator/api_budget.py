@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from nettrace_dagster.coordinator.models import ApiWindow
+from nettrace_dagster.ledger.models import ApiWindow
 
 PER_MINUTE = 600
 PER_HOUR = 30_000

@@ -7,7 +7,8 @@
   (never two drivers for one account).
 - HARDSTOP pauses COLD and WARM (backtest and paper stages of promotion): they are refused at
   start and report "paused" when polled, and resume when HARDSTOP is off. Exits only.
-Owners poll `activity_status` at safe points; an activity whose holder died expires by TTL.
+An activity whose holder died expires by TTL; a trading tick's is ended at once by the next
+holder of the account's process lock (`Coordinator.exclusive`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nettrace_dagster.coordinator.models import Activity
+from nettrace_dagster.ledger.models import Activity
 
 ACTIVITY_KINDS = ("deploy", "optimization", "discovery", "cold", "warm", "limited", "trading")
 PAUSED_BY_HARDSTOP = ("cold", "warm")
@@ -63,28 +64,6 @@ def begin_in(s: Session, kind: str, owner: str, now: float, ttl_s: float, hardst
     s.add(activity)
     s.flush()
     return ActivityDecision(status, kind, tuple(reasons), activity.id, tuple(affected))
-
-
-def status_in(s: Session, activity_id: int, now: float, hardstop: bool, ttl_s: float | None = None) -> ActivityDecision:
-    """Re-judge one activity (and extend its lease by `ttl_s` — a heartbeat)."""
-    act = s.get(Activity, activity_id)
-    if act is None:
-        raise LookupError(f"no activity {activity_id}")
-    if act.status == "done":
-        return ActivityDecision("done", act.kind, ("finished",), act.id)
-    if act.expires_at <= now:
-        act.status = "done"
-        return ActivityDecision("done", act.kind, ("lease expired (holder gone)",), act.id)
-    if ttl_s is not None:
-        act.expires_at = now + ttl_s
-    if act.kind in PAUSED_BY_HARDSTOP:
-        act.status = "paused" if hardstop else "running"
-        why = "HARDSTOP is on: COLD/WARM paused, exits only" if hardstop else "running"
-    elif act.status == "queued" and not _running(s, "deploy", now):
-        act.status, why = "running", "no deploy running: resumed"
-    else:
-        why = act.note or act.status
-    return ActivityDecision(act.status, act.kind, (why,), act.id)
 
 
 def reap_in(s: Session, kind: str, owner: str, now: float) -> list[int]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import make_url, text
 
-from nettrace_dagster.execution.db import Ledger
+from nettrace_dagster.ledger.db import Ledger
 
 
 @contextmanager

@@ -27,16 +27,12 @@ from nettrace_dagster.execution.broker import (
     LiveTradingDisabled,
     OrderRequest,
 )
-from nettrace_dagster.market.ccxt_source import make_exchange
+from nettrace_dagster.market.ccxt_source import call_with_retries, make_exchange, to_ccxt_symbol
 
 T = TypeVar("T")
 RETRYABLE = (ccxt.DDoSProtection, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable)
 UNKNOWN_OUTCOME = (ccxt.RequestTimeout, ccxt.NetworkError, ccxt.OperationFailed)
 _STATUS = {"closed": "filled", "canceled": "canceled", "expired": "expired", "rejected": "rejected"}
-
-
-def ccxt_symbol(symbol: str) -> str:
-    return symbol.replace("-", "/")
 
 
 class CcxtBroker:
@@ -57,7 +53,7 @@ class CcxtBroker:
 
     # --- the protocol -------------------------------------------------------------------------
     def place(self, request: OrderRequest) -> BrokerOrder:
-        symbol = ccxt_symbol(request.symbol)
+        symbol = to_ccxt_symbol(request.symbol)
         self._call(self.exchange.load_markets)
         amount = float(self.exchange.amount_to_precision(symbol, request.qty))
         if amount <= 0:
@@ -75,14 +71,14 @@ class CcxtBroker:
     def fetch(self, client_order_id: str, symbol: str) -> BrokerOrder | None:
         try:
             order = self._call(lambda: self.exchange.fetch_order(
-                None, ccxt_symbol(symbol), {"clientOrderId": client_order_id}))
+                None, to_ccxt_symbol(symbol), {"clientOrderId": client_order_id}))
         except ccxt.OrderNotFound:
             return None
-        return self._state(order, client_order_id, ccxt_symbol(symbol))
+        return self._state(order, client_order_id, to_ccxt_symbol(symbol))
 
     def cancel(self, client_order_id: str, symbol: str) -> BrokerOrder | None:
         try:
-            self._call(lambda: self.exchange.cancel_order(None, ccxt_symbol(symbol), {"clientOrderId": client_order_id}))
+            self._call(lambda: self.exchange.cancel_order(None, to_ccxt_symbol(symbol), {"clientOrderId": client_order_id}))
         except ccxt.OrderNotFound:
             pass  # already final (filled or expired): fetch tells which
         return self.fetch(client_order_id, symbol)
@@ -101,27 +97,22 @@ class CcxtBroker:
 
     def dust_qty(self, symbol: str) -> float:
         """Below this a remainder cannot be sold (lot size): the engine writes it off."""
-        market = self.exchange.markets.get(ccxt_symbol(symbol)) if self.exchange.markets else None
+        market = self.exchange.markets.get(to_ccxt_symbol(symbol)) if self.exchange.markets else None
         if not market:
             return 0.0
         return float(market.get("limits", {}).get("amount", {}).get("min") or 0.0)
 
     # --- internals ----------------------------------------------------------------------------
     def _call(self, fn: Callable[[], T], placing: bool = False) -> T:
-        for attempt in range(self.max_retries + 1):
-            if self.api_budget is not None:
-                self.api_budget(self.exchange_id)
-            try:
-                return fn()
-            except RETRYABLE as exc:
-                if attempt == self.max_retries:
-                    raise BrokerUnknown(_short(exc)) from None
-                self.sleep(min(0.25 * 2 ** attempt, 8.0))
-            except UNKNOWN_OUTCOME as exc:
-                if placing or attempt == self.max_retries:
-                    raise BrokerUnknown(_short(exc)) from None
-                self.sleep(min(0.25 * 2 ** attempt, 8.0))  # reads are safe to retry
-        raise AssertionError("unreachable")
+        """Throttling and an unavailable exchange are retried (the request was not processed);
+        a timeout or a dropped connection is retried only for reads, never for a placement."""
+        budget = (lambda: self.api_budget(self.exchange_id)) if self.api_budget is not None else None
+        try:
+            return call_with_retries(fn, tries=self.max_retries + 1,
+                                     retry_on=RETRYABLE if placing else RETRYABLE + UNKNOWN_OUTCOME,
+                                     budget=budget, delay=lambda a: min(0.25 * 2 ** (a - 1), 8.0), sleep=self.sleep)
+        except RETRYABLE + UNKNOWN_OUTCOME as exc:
+            raise BrokerUnknown(_short(exc)) from None
 
     def _state(self, order: dict[str, Any], coid: str, symbol: str) -> BrokerOrder:
         filled = float(order.get("filled") or 0.0)

@@ -27,9 +27,12 @@ from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nettrace_dagster.coordinator.models import PRIORITIES
-from nettrace_dagster.coordinator.reservations import close_reservation, reserve_in, shrink_reservation
-from nettrace_dagster.execution import accounting as acc
+from nettrace_dagster.coordinator.reservations import (
+    PRIORITIES,
+    close_reservation,
+    reserve_in,
+    shrink_reservation,
+)
 from nettrace_dagster.execution.broker import (
     Broker,
     BrokerError,
@@ -39,11 +42,12 @@ from nettrace_dagster.execution.broker import (
     OrderRequest,
 )
 from nettrace_dagster.execution.costs import CostModel
-from nettrace_dagster.execution.db import Ledger
 from nettrace_dagster.execution.intents import Decision, Intent
-from nettrace_dagster.execution.models import FINAL_STATES, Order, Position
 from nettrace_dagster.execution.reconcile import ReconcileReport, reconcile
 from nettrace_dagster.execution.risk import Event, HardstopResult, MarkResult, RiskGate
+from nettrace_dagster.ledger import accounting as acc
+from nettrace_dagster.ledger.db import Ledger
+from nettrace_dagster.ledger.models import FINAL_STATES, Order, Position
 from nettrace_dagster.rules import Rules
 
 SENDABLE = ("intent", "unknown")  # states in which an order may (again) go to the venue

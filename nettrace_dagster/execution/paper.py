@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from nettrace_dagster.execution.broker import BrokerOrder, BrokerRejected, DuplicateOrder, OrderRequest
 from nettrace_dagster.execution.costs import CostModel
-from nettrace_dagster.execution.db import Ledger
-from nettrace_dagster.execution.models import PaperOrder
+from nettrace_dagster.ledger.db import Ledger
+from nettrace_dagster.ledger.models import PaperOrder
 
 PriceSource = Callable[[str], float | None]
 

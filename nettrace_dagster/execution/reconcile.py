@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from nettrace_dagster.execution.accounting import hardstop_on
 from nettrace_dagster.execution.broker import BrokerError
-from nettrace_dagster.execution.models import OPEN_STATES, Capital, Order, Position
 from nettrace_dagster.execution.risk import base_asset, quote_asset
+from nettrace_dagster.ledger.accounting import hardstop_on
+from nettrace_dagster.ledger.models import OPEN_STATES, Capital, Order, Position
 
 if TYPE_CHECKING:
     from nettrace_dagster.execution.engine import ExecutionEngine

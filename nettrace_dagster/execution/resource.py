@@ -23,11 +23,11 @@ from pydantic import PrivateAttr
 from nettrace_dagster.coordinator.core import Coordinator
 from nettrace_dagster.execution.broker import Broker, BrokerOrder, BrokerUnknown, OrderRequest
 from nettrace_dagster.execution.costs import CostModel
-from nettrace_dagster.execution.db import open_ledger
 from nettrace_dagster.execution.engine import ExecutionEngine, HardstopResult, MarkResult
 from nettrace_dagster.execution.intents import Decision, Intent
 from nettrace_dagster.execution.reconcile import ReconcileReport
 from nettrace_dagster.execution.risk import ACCOUNT_OF_MODE, trading_mode
+from nettrace_dagster.ledger.db import ledger_of
 from nettrace_dagster.resources import PinnedResource, ccxt_base_url_setting
 from nettrace_dagster.rules import Rules, load_rules
 from nettrace_dagster.settings import Settings, SettingsError, load_settings
@@ -158,8 +158,7 @@ class ExecutionResource(PinnedResource):
 
     def coordinator(self) -> Coordinator:
         if self._coordinator is None:
-            self._coordinator = Coordinator(open_ledger(self.ledger_url), self.rules(), Path(self.audit_dir),
-                                            self.account, self.initial_capital_usd, mode=self.mode)
+            self._coordinator = Coordinator(ledger_of(self.settings), Path(self.audit_dir), self.account)
         return self._coordinator
 
     def broker(self) -> Broker:
@@ -168,7 +167,7 @@ class ExecutionResource(PinnedResource):
         costs = CostModel(self.fee_rate, self.slippage_bps)
         if not self.live_trading:
             from nettrace_dagster.execution.paper import PaperBroker
-            return PaperBroker(open_ledger(self.ledger_url), costs)
+            return PaperBroker(ledger_of(self.settings), costs)
         from nettrace_dagster.execution.ccxt_broker import CcxtBroker
         return CcxtBroker(self.ccxt_exchange, self.settings.nettrace_exchange_api_key,
                           self.settings.nettrace_exchange_api_secret, self.live_trading, base_url=self.ccxt_base_url,
@@ -176,7 +175,7 @@ class ExecutionResource(PinnedResource):
 
     def _build_engine(self, broker: Broker) -> ExecutionEngine:
         return ExecutionEngine(
-            open_ledger(self.ledger_url), broker, self.rules(), CostModel(self.fee_rate, self.slippage_bps),
+            ledger_of(self.settings), broker, self.rules(), CostModel(self.fee_rate, self.slippage_bps),
             Path(self.audit_dir), self.account, self.initial_capital_usd, self.min_order_usd)
 
     def engine(self) -> ExecutionEngine:

@@ -23,21 +23,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nettrace_dagster.audit import append_audit
-from nettrace_dagster.coordinator.models import Reservation, live_reservation
-from nettrace_dagster.execution import accounting as acc
-from nettrace_dagster.execution.accounting import HARDSTOP
 from nettrace_dagster.execution.costs import CostModel
-from nettrace_dagster.execution.db import Ledger, open_ledger
 from nettrace_dagster.execution.decide import decide
 from nettrace_dagster.execution.intents import Decision, Intent
-from nettrace_dagster.execution.models import (
+from nettrace_dagster.ledger import accounting as acc
+from nettrace_dagster.ledger.accounting import HARDSTOP
+from nettrace_dagster.ledger.db import Ledger, ledger_of
+from nettrace_dagster.ledger.models import (
     OPEN_STATES,
     AuditOutbox,
     ClosedTrade,
     EquityMark,
     Flag,
     Order,
+    Reservation,
     StrategyState,
+    live_reservation,
 )
 from nettrace_dagster.rules import AccountSnapshot, Rules, StrategyRecord
 
@@ -109,8 +110,8 @@ class RiskGate:
         written). Never raises for an unwritable log: the records stay in the ledger."""
         if self.audit_dir is None:
             return 0
-        try:
-            with self.ledger.tx() as s:
+        try:  # not fsync'd: a power cut can only bring back rows already appended (same outbox_id)
+            with self.ledger.tx(durable=False) as s:
                 rows = list(s.scalars(select(AuditOutbox).order_by(AuditOutbox.id).limit(1000)
                                       .with_for_update(skip_locked=True)))
                 for row in rows:
@@ -338,5 +339,5 @@ def gate_from_settings(settings: Any) -> RiskGate:
     from nettrace_dagster.rules import load_rules
 
     mode = trading_mode(settings)
-    return RiskGate(open_ledger(settings.ledger_url), load_rules(settings), ACCOUNT_OF_MODE[mode],
+    return RiskGate(ledger_of(settings), load_rules(settings), ACCOUNT_OF_MODE[mode],
                     settings.audit_dir, float(settings.nettrace_initial_capital_usd), mode)

@@ -228,23 +228,44 @@ class CcxtSource:
 
     def _call(self, where: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ccxt, retrying transient errors with exponential backoff, failing in one line."""
-        for attempt in range(1, self.max_retries + 1):
-            try:
-                if self._api_budget is not None:
-                    self._api_budget(self.exchange_id)
-                return fn(*args, **kwargs)
-            except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
-                if attempt == self.max_retries:
-                    raise MarketDataError(
-                        f"{where}: gave up after {attempt} tries: {type(exc).__name__}: {one_line(exc)}"
-                    ) from exc
-                delay = min(self.backoff_base * 2 ** (attempt - 1), MAX_BACKOFF_S)
-                self._progress(f"{where}: {type(exc).__name__} (try {attempt}/{self.max_retries}), retrying in {delay:g}s")
-                self._sleep(delay)
-            except ccxt.BaseError as exc:
-                # BadSymbol, AuthenticationError, ExchangeError...: asking again cannot help.
-                raise MarketDataError(f"{where}: {type(exc).__name__}: {one_line(exc)}") from exc
-        raise AssertionError("unreachable")  # the loop returns or raises
+        def note(exc: BaseException, attempt: int, pause: float) -> None:
+            self._progress(f"{where}: {type(exc).__name__} (try {attempt}/{self.max_retries}), retrying in {pause:g}s")
+
+        budget = (lambda: self._api_budget(self.exchange_id)) if self._api_budget is not None else None
+        try:
+            return call_with_retries(lambda: fn(*args, **kwargs), tries=self.max_retries,
+                                     retry_on=(ccxt.NetworkError, ccxt.OperationFailed), budget=budget,
+                                     delay=lambda a: min(self.backoff_base * 2 ** (a - 1), MAX_BACKOFF_S),
+                                     sleep=self._sleep, on_retry=note)
+        except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
+            raise MarketDataError(f"{where}: gave up after {self.max_retries} tries: {type(exc).__name__}: "
+                                  f"{one_line(exc)}") from exc
+        except ccxt.BaseError as exc:
+            # BadSymbol, AuthenticationError, ExchangeError...: asking again cannot help.
+            raise MarketDataError(f"{where}: {type(exc).__name__}: {one_line(exc)}") from exc
+
+
+def call_with_retries(fn: Callable[[], T], *, tries: int, retry_on: tuple[type[BaseException], ...],
+                      budget: Callable[[], object] | None, delay: Callable[[int], float],
+                      sleep: Callable[[float], None],
+                      on_retry: Callable[[BaseException, int, float], None] | None = None) -> T:
+    """The one retry loop for exchange calls (candles and orders): a slot of the shared API budget
+    before every try, `retry_on` errors tried again after `delay(attempt)`, anything else — and the
+    last failure — raised to the caller, which decides what it means (an order is never retried
+    after a timeout: it passes only the errors that prove the request was not processed)."""
+    for attempt in range(1, tries + 1):
+        if budget is not None:
+            budget()
+        try:
+            return fn()
+        except retry_on as exc:
+            if attempt == tries:
+                raise
+            pause = delay(attempt)
+            if on_retry is not None:
+                on_retry(exc, attempt, pause)
+            sleep(pause)
+    raise ValueError(f"tries must be at least 1, not {tries}")
 
 
 def _checked_row(where: str, row: Any) -> list[float]:

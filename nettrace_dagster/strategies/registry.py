@@ -7,12 +7,20 @@ import inspect
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from nettrace_dagster.strategies.base import Strategy, StrategyError, describe_exception
 from nettrace_dagster.strategies.builtin import MeanReversion, Momentum, SmaCross
 from nettrace_dagster.strategies.evidence import FAMILIES
 
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (SmaCross, Momentum, MeanReversion)}
+
+
+def params_in_force() -> dict[str, dict[str, Any]]:
+    """The one source of the parameters each strategy trades and is backtested with (the trader,
+    the `backtests` asset and the UI all read it). Until optimized parameters are published,
+    every built-in strategy with its defaults."""
+    return {name: dict(cls.default_params) for name, cls in sorted(STRATEGIES.items())}
 
 
 def get_strategy(name: str) -> Strategy:

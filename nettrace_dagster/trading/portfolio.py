@@ -7,8 +7,8 @@ from typing import Any
 import polars as pl
 from sqlalchemy import select
 
-from nettrace_dagster.execution.db import Ledger
-from nettrace_dagster.execution.models import EquityMark
+from nettrace_dagster.ledger.db import Ledger
+from nettrace_dagster.ledger.models import EquityMark
 
 CURVE_SCHEMA = {"timestamp": pl.Datetime("ms", "UTC"), "equity": pl.Float64, "cash": pl.Float64,
                 "positions_value": pl.Float64, "drawdown": pl.Float64, "daily_pnl": pl.Float64,

@@ -35,16 +35,9 @@ from sqlalchemy import select
 from nettrace_dagster.coordinator.core import Coordinator
 from nettrace_dagster.execution.engine import ExecutionEngine
 from nettrace_dagster.execution.intents import Decision, Intent
-from nettrace_dagster.execution.models import Position
 from nettrace_dagster.execution.risk import MarkResult
-from nettrace_dagster.strategies import STRATEGIES, Signals, get_strategy
-from nettrace_dagster.trading.models import TraderCursor
-
-
-def active_strategies() -> list[tuple[str, dict[str, Any]]]:
-    """The strategies the trader runs, with their parameters. For now: every built-in strategy
-    with its default parameters (sleeves and the deployed release replace this later)."""
-    return [(name, dict(cls.default_params)) for name, cls in sorted(STRATEGIES.items())]
+from nettrace_dagster.ledger.models import Position, TraderCursor
+from nettrace_dagster.strategies import Signals, get_strategy, params_in_force
 
 
 @dataclass
@@ -66,7 +59,7 @@ class Trader:
                  strategies: list[tuple[str, dict[str, Any]]] | None = None, catch_up_bars: int = 1,
                  max_bar_age_s: float | None = None) -> None:
         self.engine, self.coordinator = engine, coordinator
-        self.strategies = strategies if strategies is not None else active_strategies()
+        self.strategies = strategies if strategies is not None else list(params_in_force().items())
         self.catch_up_bars = max(1, catch_up_bars)
         self.max_bar_age_s = max_bar_age_s
 

@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from nettrace_dagster.coordinator.models import Reservation, live_reservation
-from nettrace_dagster.execution.db import serialize
-from nettrace_dagster.execution.models import (
+from nettrace_dagster.ledger.db import serialize
+from nettrace_dagster.ledger.models import (
     Capital,
     ClosedTrade,
     Fill,
@@ -20,7 +19,9 @@ from nettrace_dagster.execution.models import (
     Order,
     Position,
     ProfitLock,
+    Reservation,
     StrategyState,
+    live_reservation,
 )
 from nettrace_dagster.rules import AccountSnapshot, Rules, StrategyRecord
 

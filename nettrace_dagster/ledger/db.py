@@ -28,10 +28,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_u
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-import nettrace_dagster.coordinator.models  # noqa: F401  (registers the coordinator's tables)
-import nettrace_dagster.trading.models  # noqa: F401  (and the trader's)
-from nettrace_dagster.execution.models import Base
-from nettrace_dagster.settings import load_settings
+from nettrace_dagster.ledger.models import Base
+from nettrace_dagster.settings import Settings
 
 
 class LedgerError(RuntimeError):
@@ -57,11 +55,11 @@ def redact(url: str) -> str:
 SYNC_MODES = ("FULL", "NORMAL", "EXTRA")
 
 
-def sqlite_synchronous(value: str | None = None) -> str:
+def sqlite_synchronous(value: str = "FULL") -> str:
     """NETTRACE_LEDGER_SYNCHRONOUS (default FULL: every commit is fsync'd, so a committed intent
     survives a power cut; NORMAL survives process crashes such as kill -9 but may lose the last
     commits to a power cut — recoverable here, because client order ids are deterministic)."""
-    mode = (value or load_settings().nettrace_ledger_synchronous).strip().upper()
+    mode = value.strip().upper()
     if mode not in SYNC_MODES:
         raise LedgerError(f"NETTRACE_LEDGER_SYNCHRONOUS={mode!r}: expected one of {', '.join(SYNC_MODES)}")
     return mode
@@ -88,7 +86,7 @@ def _sqlite_engine(url: str, immediate: bool, synchronous: str) -> Engine:
 class Ledger:
     """Sessions on the ledger database. Use `tx()` to change money state, `read()` to look."""
 
-    def __init__(self, url: str, synchronous: str | None = None) -> None:
+    def __init__(self, url: str, synchronous: str = "FULL") -> None:
         self.url = normalise_url(url)
         try:
             parsed = make_url(self.url)
@@ -162,36 +160,10 @@ class Ledger:
     @contextmanager
     def tx(self, durable: bool = True) -> Iterator[Session]:
         """One write transaction: commits on success, rolls back on any exception. `durable=False`
-        is for coordinator leases only (see `conn`)."""
+        is for coordinator leases only (API counts, activities): on SQLite their commit skips the
+        fsync — it survives a process crash, and a power cut takes their holders down too."""
         with self._write_lock(), (self._write if durable else self._lease)() as session, session.begin():
             yield session
-
-    @contextmanager
-    def conn(self, durable: bool = True) -> Iterator[Connection]:
-        """A write transaction on a bare Core connection (no ORM session), for hot paths. With
-        `durable=False` (coordinator leases only) a SQLite commit skips the fsync: it survives a
-        process crash, and a power cut takes the lease holders down with the leases."""
-        with self._write_lock(), (self.engine if durable else self.lease_engine).begin() as connection:
-            yield connection
-
-    @contextmanager
-    def raw_sqlite_lease(self) -> Iterator[Any]:
-        """SQLite only: a pysqlite connection in a BEGIN IMMEDIATE transaction on the lease engine
-        (the coordinator's hot path, see `coordinator/sql.py`). Commits, or rolls back on error."""
-        if not self.is_sqlite:
-            raise LedgerError("raw_sqlite_lease is for SQLite ledgers")
-        with self._write_lock():
-            dbapi = self.lease_engine.raw_connection()
-            try:
-                dbapi.execute("BEGIN IMMEDIATE")
-                try:
-                    yield dbapi.driver_connection
-                except BaseException:
-                    dbapi.execute("ROLLBACK")
-                    raise
-                dbapi.execute("COMMIT")
-            finally:
-                dbapi.close()  # back to the pool
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -249,11 +221,16 @@ _CACHE: dict[tuple[str, int], Ledger] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def open_ledger(url: str) -> Ledger:
+def open_ledger(url: str, synchronous: str = "FULL") -> Ledger:
     """The process's one `Ledger` for `url` (engines hold pools; never share them across fork)."""
-    key = (normalise_url(url), os.getpid())
+    key = (normalise_url(url), synchronous, os.getpid())
     with _CACHE_LOCK:
         ledger = _CACHE.get(key)
         if ledger is None:
-            ledger = _CACHE[key] = Ledger(url)
+            ledger = _CACHE[key] = Ledger(url, synchronous)
         return ledger
+
+
+def ledger_of(settings: Settings) -> Ledger:
+    """The ledger the settings name (NETTRACE_LEDGER_URL, NETTRACE_LEDGER_SYNCHRONOUS)."""
+    return open_ledger(settings.ledger_url, settings.nettrace_ledger_synchronous)

@@ -1,4 +1,6 @@
-"""The ledger's tables (SQLAlchemy 2 typed ORM): money state that must survive a crash.
+"""Every table of the ledger (SQLAlchemy 2 typed ORM): money state that must survive a crash, and
+the coordinator's and the trader's state beside it (one transaction can move money and hold
+capital at once, and every process sees the same state).
 
 Times are UTC epoch seconds (floats): portable between SQLite and PostgreSQL and cheap to
 compare. Amounts are USD (quote currency) and base-asset quantities as doubles; they are rounded to
@@ -7,7 +9,9 @@ the exchange's precision at the broker edge (15 significant digits are ample for
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Order states. "intent" is written *before* the broker is called; "unknown" means the call's
@@ -188,3 +192,59 @@ class AuditOutbox(Base):
     log: Mapped[str] = mapped_column(String(64))
     record: Mapped[str] = mapped_column(Text)  # JSON object
     created_at: Mapped[float] = mapped_column(Float)
+
+
+# --- the coordinator's state: capital held, API calls counted, activities arbitrated ---------------
+class Reservation(Base):
+    """Capital held for an owner. Active while status is 'active' and not past `expires_at`
+    (NULL: held until released, used for orders in flight)."""
+
+    __tablename__ = "reservations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64), index=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # active|released|consumed|preempted
+    client_order_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+def live_reservation(now: Any) -> Any:
+    """The one statement of "a reservation that still holds capital": active, not past its TTL.
+    `now` is a number or a bind parameter."""
+    return (Reservation.status == "active") & (Reservation.expires_at.is_(None) | (Reservation.expires_at > now))
+
+
+class ApiWindow(Base):
+    """Exchange API calls counted per exchange and UTC minute, shared by every process."""
+
+    __tablename__ = "api_windows"
+    exchange: Mapped[str] = mapped_column(String(32), primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # epoch // 60
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Activity(Base):
+    """Long-running work the conflict rules arbitrate (deploy, optimization, discovery, …)."""
+
+    __tablename__ = "activities"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running | queued | paused | done
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+# --- the trader's cursor ------------------------------------------------------------------------
+class TraderCursor(Base):
+    """The last bar (epoch ms) the trader acted on, per account and symbol: a bar is traded once."""
+
+    __tablename__ = "trader_cursors"
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_bar_ms: Mapped[int] = mapped_column(BigInteger)
