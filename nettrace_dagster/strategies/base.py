@@ -21,12 +21,14 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import polars as pl
 
 from nettrace_dagster.strategies.evidence import FAMILIES
+
+T = TypeVar("T")
 
 
 class StrategyError(ValueError):
@@ -40,6 +42,17 @@ def describe_exception(exc: BaseException) -> str:
         return f"called sys.exit({exc.code!r})"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def guarded(call: Callable[[], T], what: str) -> T:
+    """Run strategy code: Ctrl-C passes through; anything else it raises (sys.exit included: it
+    must not end the process) becomes one StrategyError line, `what` and what happened."""
+    try:
+        return call()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise StrategyError(f"{what} {describe_exception(exc)}") from exc
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -220,12 +233,7 @@ class Strategy(ABC):
         return lambda params: self.call_signals(lambda: make(params), n, full=False)
 
     def _factory(self, candles: pl.DataFrame, param_sets: list[dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
-        try:
-            return self.signal_factory(candles, param_sets)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            raise StrategyError(f"strategy {self.name!r}: signal_factory() {describe_exception(exc)}") from exc
+        return guarded(lambda: self.signal_factory(candles, param_sets), f"strategy {self.name!r}: signal_factory()")
 
     def __repr__(self) -> str:
         return f"<Strategy {self.name}>"

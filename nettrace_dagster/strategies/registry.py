@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nettrace_dagster.strategies.base import Strategy, StrategyError, describe_exception
+from nettrace_dagster.strategies.base import Strategy, StrategyError, describe_exception, guarded
 from nettrace_dagster.strategies.builtin import MeanReversion, Momentum, SmaCross
 from nettrace_dagster.strategies.evidence import FAMILIES
 
@@ -81,12 +81,7 @@ def load_strategy_file(path: Path | str) -> Strategy:
         raise StrategyError(f"{path}: defines {len(classes)} Strategy subclasses, expected exactly 1")
     cls = classes[0]
     check_strategy_class(cls, str(path))
-    try:
-        strategy = cls()
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:
-        raise StrategyError(f"{path}: {cls.__name__}() {describe_exception(exc)}") from exc
+    strategy = guarded(cls, f"{path}: {cls.__name__}()")
     try:
         strategy.resolve_params({})
     except ValueError as exc:
