@@ -213,3 +213,16 @@ def test_demo_refuses_bad_input_before_running(home: Path, damage: str, capsys: 
     assert main(["demo"]) == 2
     assert "hunter2" not in one_line_error(capsys.readouterr().err, "demo")
     assert not (home / "dagster" / "storage").exists()  # no run started
+
+
+def test_a_closed_pipe_is_not_an_error(home: Path) -> None:
+    """`nettrace sql … | head -1`: the reader leaves early; no traceback, exit 0. (The output is
+    far larger than a pipe's buffer, so the writer meets the closed pipe.)"""
+    nettrace = Path(sys.executable).with_name("nettrace")
+    env = {**os.environ, "NETTRACE_HOME": str(home)}
+    proc = subprocess.Popen([str(nettrace), "sql", "SELECT * FROM range(200000)", "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(1)
+    proc.stdout.close()  # the reader is gone before the rest is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pkgutil
 import sys
 from typing import Any, NoReturn
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if exc.code not in (0, None) else 0
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `nettrace status | head`: the reader left, which is not an error
+        _silence_stdout()
+        return 0
     except Exception as exc:
         if not is_input_error(exc):
             raise  # a bug, not bad input: the traceback is what a bug report needs
@@ -90,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nettrace {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again on exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":
