@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup peers demo test ui bench clean
+.PHONY: setup peers demo test ui bench clean reset
 
 $(BIN)/nettrace: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: setup peers
 	$(BIN)/python benchmarks/bench_backtest.py
 	$(BIN)/python benchmarks/cross_check.py
 	$(BIN)/python benchmarks/bench_execution.py
+
+# Start afresh: deletes NETTRACE_HOME's ledger, lake, audit logs and Dagster history after a y/N
+# prompt (`make reset YES=1` skips it). Refuses a folder that is not a NetTrace home.
+reset: setup
+	$(BIN)/nettrace reset $(if $(YES),--yes)
 
 clean:
 	rm -rf .nettrace

@@ -63,6 +63,21 @@ def emit(payload: Any, as_json: bool, human: str | None = None) -> None:
         print(human if human is not None else json.dumps(payload, indent=2, default=str))
 
 
+def table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """Columns padded to their widest cell; text left, numbers right."""
+    cells = [header, *rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numeric = [all(_numberish(row[i]) for row in rows) for i in range(len(header))]
+    return [indent + "  ".join(c.rjust(w) if num else c.ljust(w)
+                               for c, w, num in zip(row, widths, numeric, strict=True)).rstrip()
+            for row in cells]
+
+
+def _numberish(text: str) -> bool:
+    return bool(text) and text.lstrip("$+-").replace(".", "", 1).replace("%", "").replace("e", "").replace(
+        ",", "").isdigit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nettrace", description="NetTrace trading platform")
     sub = parser.add_subparsers(dest="command", required=True)  # subparsers inherit OneLineParser

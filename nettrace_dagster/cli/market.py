@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nettrace_dagster.cli import UsageError, emit
+from nettrace_dagster.cli import UsageError, emit, table
 from nettrace_dagster.settings import Settings, load_settings
 
 # The handlers import their domain modules themselves: every `nettrace` call loads every command
@@ -18,18 +18,18 @@ from nettrace_dagster.settings import Settings, load_settings
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import a CSV/Parquet candle file into the lake (all or nothing)")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="the candle file: columns timestamp,open,high,low,close,volume")
     p.add_argument("--symbol", required=True, help="partition key, BASE-QUOTE like BTC-USDT")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=handle_import)
 
     q = sub.add_parser("sql", help="query the lake and audit logs with DuckDB (read-only)")
     q.add_argument("query", help="one SELECT (or WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print the rows as one JSON document (else an aligned table)")
     q.set_defaults(func=handle_sql)
 
     i = sub.add_parser("init", help="create NETTRACE_HOME and the Dagster instance config")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("--json", action="store_true", help="print one JSON document")
     i.set_defaults(func=handle_init)
 
 
@@ -62,11 +62,22 @@ def handle_sql(args: argparse.Namespace) -> int:
         # Some values DuckDB can hold, polars cannot show (intervals, unions, 'infinity'
         # timestamps): a ComputeError, or a Rust panic that also writes its own lines to fd 2.
         with _fd2_silenced():
-            rows, table = df.to_dicts(), str(df)
+            rows = df.to_dicts()
+            text = text_table(df.columns, [[_cell(v) for v in row] for row in df.rows()])
     except (Exception, PanicException) as exc:
         raise UsageError(f"cannot show the result: {_one_line(exc)}") from None
-    emit(rows, args.json, table)
+    emit(rows, args.json, text)
     return 0
+
+
+def text_table(columns: list[str], rows: list[list[str]]) -> str:
+    """The result as aligned columns (numbers to the right) and a row count, like psql."""
+    lines = [line[2:] for line in table(list(columns), rows)] if columns else []
+    return "\n".join([*lines, f"({len(rows)} row{'' if len(rows) == 1 else 's'})"])
+
+
+def _cell(value: object) -> str:
+    return "null" if value is None else str(value)
 
 
 try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nettrace_dagster.cli import UsageError, emit
+from nettrace_dagster.cli import UsageError, emit, table
 from nettrace_dagster.settings import load_settings
 
 
@@ -35,22 +35,34 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def human(st: dict[str, Any]) -> str:
+    """Aligned text: one label per line, tables for positions and strategies (never a dict)."""
     r = st["rules"]
-    lines = [
-        f"{st['mode']} account {st['account']} ({st['broker']}), ledger {st['ledger']}",
-        f"  equity ${st['equity']:.2f}  cash ${st['cash']:.2f}  principal ${st['principal']:.2f}  "
-        f"peak ${r['peak_equity']:.2f}  drawdown {r['drawdown']:.1%}  day P&L ${r['daily_pnl']:+.2f}",
-        f"  HARDSTOP {'ON: ' + st['hardstop']['reason'] if st['hardstop']['on'] else 'off'}; entries "
-        + ("allowed" if r["entries_allowed"] else "blocked: " + "; ".join(r["blocked_by"])),
-        *([f"  audit: {st['audit']['pending']} record(s) waiting in the ledger: {st['audit']['error']}"]
-          if st["audit"]["pending"] else []),
-        f"  free capital ${r['free_capital']:.2f} (reserve floor ${r['reserve_floor']:.2f}, locked profit "
-        f"${r['locked_profit']:.2f}, principal {'locked' if r['principal_locked'] else 'not locked'})",
-        f"  orders: {st['orders']['by_status'] or 'none'}; reservations: {st['reservations']['active']} "
-        f"(${st['reservations']['amount']:.2f})",
+    may_enter = r["entries_allowed"] and r.get("strategies_may_enter", True)
+    orders = ", ".join(f"{n} {k}" for k, n in sorted(st["orders"]["by_status"].items())) or "none"
+    rows = [
+        ("account", f"{st['mode']} account {st['account']} ({st['broker']})"),
+        ("ledger", st["ledger"]),
+        ("equity", f"${st['equity']:.2f}  cash ${st['cash']:.2f}  principal ${st['principal']:.2f}"),
+        ("risk", f"peak ${r['peak_equity']:.2f}  drawdown {r['drawdown']:.1%}  day P&L ${r['daily_pnl']:+.2f}"),
+        ("HARDSTOP", "ON: " + st["hardstop"]["reason"] if st["hardstop"]["on"] else "off"),
+        ("entries", "allowed" if may_enter else "blocked: " + "; ".join(r["blocked_by"])),
+        ("free capital", f"${r['free_capital']:.2f} (reserve floor ${r['reserve_floor']:.2f}, locked profit "
+                         f"${r['locked_profit']:.2f}, principal {'locked' if r['principal_locked'] else 'not locked'})"),
+        ("orders", orders),
+        ("reservations", f"{st['reservations']['active']} (${st['reservations']['amount']:.2f})"),
     ]
-    lines += [f"  position {p['strategy']} {p['symbol']}: {p['qty']:.8g} @ {p['mark_price']:.6g} "
-              f"(unrealised ${p['unrealised_pnl']:+.2f})" for p in st["positions"]]
-    lines += [f"  strategy {s['strategy']}: {s['status']}, {s['trades']} trades, win rate {s['win_rate']:.0%}, "
-              f"net ${s['net_pnl']:+.2f}" for s in st["strategies"]]
+    if st["audit"]["pending"]:
+        rows.append(("audit", f"{st['audit']['pending']} record(s) waiting in the ledger: {st['audit']['error']}"))
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{width}}  {value}" for label, value in rows]
+    if st["positions"]:
+        lines += ["", "positions", *table(
+            ["strategy", "symbol", "qty", "mark", "unrealised"],
+            [[p["strategy"], p["symbol"], f"{p['qty']:.8g}", f"{p['mark_price']:.6g}",
+              f"${p['unrealised_pnl']:+.2f}"] for p in st["positions"]])]
+    if st["strategies"]:
+        lines += ["", "strategies", *table(
+            ["strategy", "status", "trades", "win rate", "net"],
+            [[s["strategy"], s["status"], str(s["trades"]), f"{s['win_rate']:.0%}", f"${s['net_pnl']:+.2f}"]
+             for s in st["strategies"]])]
     return "\n".join(lines)

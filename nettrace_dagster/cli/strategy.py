@@ -16,10 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     new.add_argument("--out", required=True, type=Path, help="the .py file to write")
     new.add_argument("--name", default=None, help="strategy name, lower_snake_case (default: from the file name)")
     new.add_argument("--force", action="store_true", help="overwrite an existing file")
-    new.add_argument("--json", action="store_true")
+    new.add_argument("--json", action="store_true", help="print one JSON document")
     new.set_defaults(func=handle_new)
     lst = s.add_parser("list", help="built-in strategies and templates")
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help="print one JSON document")
     lst.set_defaults(func=handle_list)
 
 

@@ -270,6 +270,8 @@ class RiskGate:
     def status(self) -> dict[str, Any]:
         """Everything an operator asks first: money, positions, rules, orders, strategies. A Rule 1
         trigger that holds is latched here too, so status never says "off" while one holds."""
+        from nettrace_dagster.strategies.registry import params_in_force
+
         with self.tx() as (s, events):
             now = self.clock()
             r = self.refresh(s)
@@ -290,6 +292,8 @@ class RiskGate:
                 strategies.append({"strategy": name, "trades": rec.trades, "win_rate": rec.win_rate,
                                    "net_pnl": rec.net_pnl, "sharpe": rec.sharpe,
                                    "status": state.status if state else "active"})
+            in_force = sorted(params_in_force())
+            fired = [n for n in in_force if (st := s.get(StrategyState, (self.account, n))) and st.status == "fired"]
             positions = [{"strategy": p.strategy, "symbol": p.symbol, "qty": p.qty, "cost": p.cost,
                           "mark_price": p.mark_price, "value": p.qty * p.mark_price,
                           "unrealised_pnl": p.qty * p.mark_price - p.cost} for p in r.positions.values()]
@@ -297,6 +301,14 @@ class RiskGate:
         if venue is not None and venue.on:
             rules["entries_allowed"] = False
             rules["blocked_by"] = [*rules["blocked_by"], f"the account does not match the exchange: {venue.reason}"]
+        # Rule 3 per strategy: when every strategy in force is fired, no entry can happen here even
+        # though the account itself allows entries (keys are added, never renamed).
+        rules["strategies_in_force"] = in_force
+        rules["strategies_fired"] = fired
+        rules["strategies_may_enter"] = bool(rules["entries_allowed"]) and len(fired) < len(in_force)
+        if in_force and len(fired) == len(in_force):
+            rules["blocked_by"] = [*rules["blocked_by"],
+                                   f"no strategy may enter: all {len(in_force)} fired (Rule 3)"]
         return {
             "account": self.account, "mode": self.mode,
             "equity": snap.equity, "cash": snap.cash, "principal": snap.principal,
