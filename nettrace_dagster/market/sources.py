@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -22,11 +23,17 @@ class CandleSource(Protocol):
 
 
 def make_source(kind: str, *, timeframe: str = "1m", sim_seed: int = 7, sim_bars: int = 10_080,
+                sim_speed: float | None = None, clock: Callable[[], datetime] | None = None,
                 import_dir: Path = Path("import"), ccxt_exchange: str = "binance",
                 ccxt_history_days: int = 7, ccxt_max_retries: int = 5, ccxt_base_url: str | None = None,
                 progress=None, api_budget=None) -> CandleSource:
     if kind == "sim":
-        return SimSource(seed=sim_seed, bars=sim_bars, timeframe_s=timeframe_seconds(timeframe))
+        if sim_speed is None:  # not passed in: NETTRACE_SIM_SPEED
+            from nettrace_dagster.settings import load_settings
+
+            sim_speed = load_settings().nettrace_sim_speed
+        return SimSource(seed=sim_seed, bars=sim_bars, timeframe_s=timeframe_seconds(timeframe),
+                         speed=sim_speed, clock=clock)
     if kind == "file":
         return FileSource(import_dir)
     if kind == "ccxt":
