@@ -5,9 +5,9 @@ import polars as pl
 
 from assets.inputs import SymbolFrames, by_symbol, every_symbol
 from assets.market import candles as candles_asset
-from nettrace_dagster.charts import line_chart, markdown_table
+from nettrace_dagster.charts import equity_story, markdown_table
 from nettrace_dagster.execution.resource import ExecutionResource
-from nettrace_dagster.trading.portfolio import equity_curve, summary_line
+from nettrace_dagster.trading.portfolio import market_equity_curve, summary_line
 from nettrace_dagster.trading.trader import Trader
 
 
@@ -17,14 +17,16 @@ def portfolio(context: dg.AssetExecutionContext, execution: ExecutionResource,
               candles: SymbolFrames) -> dg.Output[pl.DataFrame]:
     """One trading tick — reconcile open orders, the active strategies' signals on the latest
     candles → intents → the execution layer (rules, ledger, broker) → fills — then the account:
-    equity curve, positions, daily P&L and where it stands against the capital rules."""
+    the equity curve in market time (the bars traded, from the starting capital, entries, exits and
+    HARDSTOP marked), positions, daily P&L and where it stands against the capital rules."""
     candles = by_symbol(context, "candles", candles)
     engine = execution.engine()
     report = Trader(engine, execution.coordinator(), catch_up_bars=execution.catch_up_bars).tick(candles)
     if not report.ran:
         context.log.warning("trading tick skipped: " + "; ".join(report.reasons))
     status = engine.status()
-    curve = equity_curve(engine.ledger, engine.account)
+    story = market_equity_curve(engine.ledger, engine.account, candles)
+    curve = story.curve
     counts = report.counts()
     metadata: dict[str, object] = {
         "summary": dg.MetadataValue.text(summary_line(status, counts, report.bars)),
@@ -37,7 +39,17 @@ def portfolio(context: dg.AssetExecutionContext, execution: ExecutionResource,
         "positions": markdown_table(status["positions"]),
         "strategies": markdown_table(status["strategies"]),
     }
+    if story.unplaced:
+        metadata["fills_without_bar_time"] = story.unplaced  # orders booked before bar times were recorded
     if curve.height:
-        metadata["equity_curve"] = line_chart(curve["timestamp"].to_list(), {"equity": curve["equity"].to_numpy()},
-                                              f"{status['mode']} equity (USD)")
+        trades = story.trades
+        entries, exits = trades.filter(pl.col("kind") == "entry"), trades.filter(pl.col("kind") == "exit")
+        first, last = curve["timestamp"][0], curve["timestamp"][-1]
+        metadata["equity_curve"] = equity_story(
+            curve["timestamp"].to_list(), curve["equity"].to_numpy(), story.principal,
+            f"{status['mode']} equity in market time, {first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M} UTC: "
+            f"${story.principal:,.2f} → ${curve['equity'][-1]:,.2f}",
+            entries=(entries["timestamp"].to_list(), entries["equity"].to_list()),
+            exits=(exits["timestamp"].to_list(), exits["equity"].to_list()),
+            hardstop=story.hardstop, hardstop_label=f"HARDSTOP {story.hardstop_reason}".strip()[:60])
     return dg.Output(curve, metadata=metadata)

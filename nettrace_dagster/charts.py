@@ -59,15 +59,49 @@ def line_chart(x: Sequence, series: dict[str, np.ndarray], title: str) -> Metada
     return png_markdown(fig, title)
 
 
+def equity_story(timestamps: Sequence, equity: np.ndarray, principal: float, title: str,
+                 entries: tuple[Sequence, Sequence] = ((), ()), exits: tuple[Sequence, Sequence] = ((), ()),
+                 hardstop: object | None = None, hardstop_label: str = "HARDSTOP") -> MetadataValue:
+    """An account's equity in market time: the curve from the starting capital (dotted line),
+    entries ▲ and exits ▼ at their bars' times and equity, and a HARDSTOP line when one latched.
+    `entries` / `exits` are (times, equity values)."""
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    x, y = np.asarray(timestamps), np.asarray(equity, dtype=float)
+    step = max(len(y) // MAX_POINTS, 1)
+    keep = np.r_[np.arange(0, len(y), step), len(y) - 1] if len(y) else np.arange(0)
+    ax.plot(x[keep], y[keep], lw=0.9, color="#1f77b4", label="equity")
+    ax.axhline(principal, color="grey", lw=0.7, ls=":", label=f"start ${principal:,.2f}")
+    for (tx, ty), marker, colour, name in ((entries, "^", "#2ca02c", "entry"), (exits, "v", "#d62728", "exit")):
+        if len(tx):
+            ax.scatter(np.asarray(tx), np.asarray(ty, dtype=float), marker=marker, color=colour, s=28, zorder=3,
+                       label=f"{name} ({len(tx)})")
+    if hardstop is not None:
+        ax.axvline(hardstop, color="black", lw=1.2, ls="--", label=hardstop_label)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("USD", fontsize=8)
+    ax.tick_params(labelsize=7)
+    fig.autofmt_xdate()
+    return png_markdown(fig, title)
+
+
 def equity_panels(panels: dict[str, tuple[Sequence, dict[str, np.ndarray]]], ylabel: str, alt: str,
-                  max_points: int = 2_000) -> MetadataValue:
-    """One panel per key (e.g. a symbol), one line per named series over its timestamps."""
+                  max_points: int = 2_000, buy_and_hold: dict[str, np.ndarray] | None = None) -> MetadataValue:
+    """One panel per key (e.g. a symbol), one line per named series over its timestamps; with
+    `buy_and_hold` (the key's close prices), a dashed line for holding from the first bar, scaled
+    to start where the series start (1 for equity / initial)."""
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.4 * len(panels)), squeeze=False, sharex=False)
     for ax, (title, (x, series)) in zip(axes[:, 0], panels.items(), strict=True):
         ts = np.asarray(x)
         for name, values in series.items():
             step = max(len(values) // max_points, 1)
             ax.plot(ts[::step], np.asarray(values)[::step], lw=0.9, label=name)
+        close = None if buy_and_hold is None else buy_and_hold.get(title)
+        if close is not None and len(close) and close[0] > 0:
+            start = float(np.asarray(next(iter(series.values())))[0]) if series else 1.0
+            hold = np.asarray(close, dtype=float) / float(close[0]) * start
+            step = max(len(hold) // max_points, 1)
+            ax.plot(ts[::step], hold[::step], lw=1.0, ls="--", color="black", label="buy & hold")
         ax.set_title(f"{title}: {ylabel}", fontsize=9)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)

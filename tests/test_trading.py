@@ -170,6 +170,14 @@ def test_portfolio_asset_runs_a_tick_and_plots(home: Path, monkeypatch: pytest.M
     assert set(meta["rule_status"].value) >= {"entries_allowed", "daily_pnl", "drawdown"}
     curve = result.output_for_node("portfolio")
     assert curve.height >= 1 and curve["equity"][-1] > 0
+    # The picture and the curve are in market time: bar times within the candles' span, from the
+    # starting capital, ending at the account's equity now.
+    assert "equity in market time" in meta["equity_curve"].value
+    stored = [resources["market"].lake.read_candles(s)["timestamp"] for s in symbol_partitions.get_partition_keys()]
+    assert min(s.min() for s in stored) <= curve["timestamp"].min()
+    assert curve["timestamp"].max() == max(s.max() for s in stored)
+    assert curve["equity"][0] == resources["execution"].engine().status()["principal"]
+    assert curve["equity"][-1] == pytest.approx(meta["equity"].value, rel=1e-9)
 
 
 def test_trading_tick_job_and_schedule() -> None:

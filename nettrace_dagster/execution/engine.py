@@ -121,7 +121,7 @@ class ExecutionEngine:
                     symbol=intent.symbol, side=intent.side, kind=intent.kind, mode=self.broker.mode,
                     broker=self.broker.name, qty=d.qty, price_ref=intent.price, notional=d.notional, status=status,
                     reasons=json.dumps(list(d.reasons)), reservation_id=reservation_id, created_at=now,
-                    updated_at=now))
+                    updated_at=now, bar_ms=intent.bar_ms))
         return replace(d, status=status)
 
     # --- talking to the broker ----------------------------------------------------------------

@@ -29,6 +29,7 @@ class Intent:
     notional: float | None = None  # entries: USD wanted (None: the rules' position budget)
     qty: float | None = None  # exits: units to sell (None: the whole position)
     account: str = "main"
+    bar_ms: int | None = None  # the signal bar's time (epoch ms): the market time of the order
 
     @property
     def side(self) -> str:

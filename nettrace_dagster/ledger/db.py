@@ -189,11 +189,14 @@ class Ledger:
 
 def upgrade(conn: Connection) -> None:
     """Bring a ledger written by an earlier NetTrace up to today's tables, keeping every row:
-    accounts gained a mode (they were all paper), and Rule 3's verdicts became per account
-    (a verdict made before applied to every account, so each account keeps it)."""
+    accounts gained a mode (they were all paper), Rule 3's verdicts became per account
+    (a verdict made before applied to every account, so each account keeps it), and orders gained
+    the bar time they were decided on (NULL for the orders written before)."""
     tables = set(inspect(conn).get_table_names())
     if "capital" in tables and "mode" not in {c["name"] for c in inspect(conn).get_columns("capital")}:
         conn.execute(text("ALTER TABLE capital ADD COLUMN mode VARCHAR(8) NOT NULL DEFAULT 'paper'"))
+    if "orders" in tables and "bar_ms" not in {c["name"] for c in inspect(conn).get_columns("orders")}:
+        conn.execute(text("ALTER TABLE orders ADD COLUMN bar_ms BIGINT"))
     if "strategy_states" in tables and "account" not in {c["name"] for c in inspect(conn).get_columns("strategy_states")}:
         conn.execute(text("ALTER TABLE strategy_states RENAME TO strategy_states_v1"))
         Base.metadata.tables["strategy_states"].create(conn)

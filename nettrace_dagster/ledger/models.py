@@ -78,6 +78,9 @@ class Order(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    # The signal bar's time (epoch ms): when, in market time, the order was decided (NULL: an
+    # order written before NetTrace recorded it, or one not tied to a bar).
+    bar_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     @property
     def avg_price(self) -> float:

@@ -142,10 +142,10 @@ class Trader:
             for name, _ in self.strategies:
                 sig = signals[(symbol, name)]
                 if (name, symbol) in held and sig.exits[i]:
-                    exits.append(Intent(name, symbol, "exit", price, key, account=self.engine.account))
+                    exits.append(Intent(name, symbol, "exit", price, key, account=self.engine.account, bar_ms=t))
                 elif (name, symbol) not in held and sig.entries[i] and not sig.exits[i]:
                     entries.append(Intent(name, symbol, "entry", price, key, float(sig.confidence[i]),
-                                          int(sig.confirmations[i]), account=self.engine.account))
+                                          int(sig.confirmations[i]), account=self.engine.account, bar_ms=t))
         return exits, entries
 
     def _settle(self, entries: list[Intent], t: int) -> list[Intent]:
