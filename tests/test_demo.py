@@ -32,8 +32,17 @@ def test_demo_materializes_everything_into_the_instance(home: Path) -> None:
     # What the UI shows next time: the runs and materializations are in NETTRACE_HOME's instance.
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     with dg.DagsterInstance.get() as instance:
-        assert len(instance.get_runs()) == report["runs"]
+        runs = instance.get_runs()
+        assert len(runs) == report["runs"]
+        # Every run under a named job, so the UI's history reads as a story (no jobless runs).
+        jobs = {run.job_name for run in runs}
+        assert "__ASSET_JOB" not in jobs and all(not name.startswith("__") for name in jobs), jobs
+        assert {"market_refresh", "analytics_refresh", "trading_tick"} <= jobs
+        assert report["jobs"][-1] == "trading_tick"  # the story ends with the trader
+        partitions = sorted(r.tags.get("dagster/partition") for r in runs if r.job_name == "market_refresh")
+        assert partitions == ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
         assert instance.get_latest_materialization_event(dg.AssetKey("market_summary")) is not None
+    assert "materializing" not in proc.stderr and "[1/" not in proc.stderr  # --json: no progress lines
     assert "enabled: false" in (home / "dagster" / "dagster.yaml").read_text()  # telemetry off
 
 
@@ -54,3 +63,26 @@ def test_a_failed_step_is_reported_by_its_root_cause() -> None:
     outer = SerializableErrorInfo('Error occurred while executing op "market_summary":', [],
                                   "DagsterExecutionStepExecutionError", cause=inner)
     assert _root_cause(outer) == "WarehouseError: lake file candles/BTC-USDT.parquet is truncated"
+
+
+def test_demo_progress_only_on_a_terminal_and_never_with_json(monkeypatch, capsys) -> None:
+    from nettrace_dagster import demo
+    from nettrace_dagster.cli import main
+
+    seen = []
+
+    def fake_run_demo(settings, progress=None):
+        seen.append(progress)
+        if progress is not None:
+            progress("[1/1] market_refresh[BTC-USDT]: candles, regimes …")
+        return DemoReport(runs=1)
+
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    monkeypatch.setattr("nettrace_dagster.cli.market.ensure_home", lambda settings: None)
+    monkeypatch.setattr("nettrace_dagster.ledger.db.ledger_of", lambda settings: None)
+    for tty, flags, shown in ((True, [], True), (True, ["--json"], False), (False, [], False)):
+        monkeypatch.setattr("sys.stderr.isatty", lambda tty=tty: tty)
+        assert main(["demo", *flags]) == 0
+        out, err = capsys.readouterr()
+        assert ("[1/1] market_refresh" in err) is shown and "[1/1]" not in out
+        assert (seen[-1] is not None) is shown

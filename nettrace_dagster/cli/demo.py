@@ -25,7 +25,8 @@ def handle(args: argparse.Namespace) -> int:
     # is one line and exit 2 here, not a failed step in every run of the graph and exit 1.
     ensure_home(settings)
     ledger_of(settings)
-    progress = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    # Progress is for a person watching a terminal: on stderr, never with --json or when piped.
+    progress = None if args.json or not sys.stderr.isatty() else (lambda msg: print(msg, file=sys.stderr, flush=True))
     report = run_demo(settings, progress=progress)
     emit(report.as_dict(), args.json, format_report(report))
     return 0 if report.ok else 1
