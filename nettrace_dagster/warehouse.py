@@ -1,7 +1,8 @@
 """DuckDB analytics over the lake and the audit logs — read-only.
 
 The warehouse is views, not a database file: every connection is an in-memory DuckDB with one
-view per lake asset (`read_parquet` over its files, with the partition as a column) and one per
+view per lake asset (`read_parquet` over its files; a partitioned asset's partition key, from the
+file name, is its first column: `symbol` for the symbol-partitioned candles and regimes) and one per
 audit log (`audit_<name>` over its JSONL). DuckDB allows one read-write process per database
 file (FACTS.md); an in-memory connection holds no file lock, so any number of concurrent Dagster
 runs, steps and CLI calls query the same data without ever waiting on or failing with a lock.
@@ -46,6 +47,11 @@ _READ_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NOD
 # DuckDB accepts only a plain SELECT there and refuses a COPY inside it).
 _SQL_RUNNERS = frozenset({"json_execute_serialized_sql"})
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
+# The column a partitioned asset's view names its partition key by (from the file name, which wins
+# over a column of the same name inside the file). Every partitioned asset today is partitioned by
+# symbol, so every view says `symbol`; an asset partitioned by something else names its own here.
+PARTITION_COLUMNS: dict[str, str] = {}
+SYMBOL_COLUMN = "symbol"
 READ_ONLY = "the warehouse is read-only: give one SELECT (or WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)"
 
 
@@ -121,9 +127,11 @@ class Warehouse:
                 files = self._readable(sorted(f for f in folder.glob("*.parquet") if not f.name.startswith(".")))
                 if files:
                     listed = "[" + ", ".join(_quote(self._lake.url(str(f))) for f in files) + "]"
+                    key = PARTITION_COLUMNS.get(folder.name, SYMBOL_COLUMN)
                     views[folder.name] = (
-                        f"SELECT regexp_extract(filename, '([^/]+)\\.parquet$', 1) AS partition, * "
-                        f"EXCLUDE (filename) FROM read_parquet({listed}, filename = true, union_by_name = true)")
+                        f"SELECT regexp_extract(filename, '([^/]+)\\.parquet$', 1) AS {key}, "
+                        f"COLUMNS(lambda c: c NOT IN ('filename', {_quote(key)})) "
+                        f"FROM read_parquet({listed}, filename = true, union_by_name = true)")
             for file in self._readable(sorted(self.lake_dir.glob("*.parquet"))):
                 if _NAME.fullmatch(file.stem):
                     views[file.stem] = f"SELECT * FROM read_parquet({_quote(self._lake.url(str(file)))})"

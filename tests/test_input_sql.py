@@ -87,8 +87,8 @@ def test_sql_refuses_every_write(lake: Lake, home: Path, tmp_path: Path, capsys:
 
 
 @pytest.mark.parametrize("query, rows", [
-    ("SELECT partition, count(*) AS n FROM candles GROUP BY 1 ORDER BY 1", 2),
-    ("FROM candles WHERE partition = 'BTC-USDT'", 3),
+    ("SELECT symbol, count(*) AS n FROM candles GROUP BY 1 ORDER BY 1", 2),
+    ("FROM candles WHERE symbol = 'BTC-USDT'", 3),
     ("WITH c AS (SELECT close FROM candles) SELECT max(close) FROM c", 1),
     ("DESCRIBE candles", 8),
     ("SHOW TABLES", 2),
@@ -143,11 +143,29 @@ def test_issue_attack_through_the_real_cli(lake: Lake, home: Path) -> None:
     assert "cannot show the result" in one_line_error(proc.stderr)
 
 
+def test_every_symbol_view_names_the_symbol_symbol(lake: Lake, home: Path) -> None:
+    """One column name for the symbol in every view: candles and regimes say `symbol` (from the
+    file name, which wins over a stale column of that name inside a file), never `partition`."""
+    import polars as pl
+
+    (home / "lake" / "regimes").mkdir()
+    for symbol in ("BTC-USDT", "ETH-USDT"):
+        pl.DataFrame({"timestamp": [1, 2], "regime": ["BULL", "BEAR"], "symbol": ["stale", "stale"]}).write_parquet(
+            home / "lake" / "regimes" / f"{symbol}.parquet")
+    wh = Warehouse(home / "lake", home / "audit")
+    for view in ("candles", "regimes"):
+        columns = wh.query(f"DESCRIBE {view}")["column_name"].to_list()
+        assert columns[0] == "symbol" and columns.count("symbol") == 1 and "partition" not in columns, columns
+    joined = wh.query("SELECT c.symbol, count(*) AS n FROM candles c JOIN regimes r ON r.symbol = c.symbol "
+                      "GROUP BY 1 ORDER BY 1")
+    assert joined.rows() == [("BTC-USDT", 6), ("ETH-USDT", 6)]
+
+
 def test_truncated_partition_is_skipped_with_a_warning(lake: Lake, home: Path,
                                                        capsys: pytest.CaptureFixture) -> None:
     bad = home / "lake" / "candles" / "ETH-USDT.parquet"
     bad.write_bytes(bad.read_bytes()[:200])  # a torn copy: the footer is gone
-    assert main(["sql", "SELECT partition, count(*) AS n FROM candles GROUP BY 1", "--json"]) == 0
+    assert main(["sql", "SELECT symbol, count(*) AS n FROM candles GROUP BY 1", "--json"]) == 0
     out, err = capsys.readouterr()
     assert '"BTC-USDT"' in out and "ETH-USDT" not in out
     assert err.count("\n") == 1 and "warning" in err and str(bad) in err and "Traceback" not in err
@@ -167,8 +185,8 @@ def test_damaged_partition_never_breaks_the_view(lake: Lake, home: Path, damage:
         bad.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"PAR1" + os.urandom(300),
                          "empty": b""}[damage])
     warnings: list[str] = []
-    df = Warehouse(home / "lake", home / "audit", warn=warnings.append).query("SELECT DISTINCT partition FROM candles")
-    assert df["partition"].to_list() == ["BTC-USDT"] and len(warnings) == 1
+    df = Warehouse(home / "lake", home / "audit", warn=warnings.append).query("SELECT DISTINCT symbol FROM candles")
+    assert df["symbol"].to_list() == ["BTC-USDT"] and len(warnings) == 1
 
 
 def test_damaged_stored_file_is_one_line_and_kept(lake: Lake, home: Path, tmp_path: Path,
