@@ -82,3 +82,35 @@ def test_every_option_of_every_command_has_help() -> None:
     missing = [f"{path} {'/'.join(a.option_strings) or a.dest}"
                for path, a in _actions(build_parser(), "nettrace") if not (a.help and a.help.strip())]
     assert not missing, missing
+
+
+GOOD = "timestamp,open,high,low,close,volume\n1704067200,100,101,99,100.5,3\n1704067260,100.5,102,100,101,4\n"
+
+
+@pytest.mark.parametrize(("tty", "flags", "shown"), [(True, [], True), (True, ["--json"], False), (False, [], False)])
+def test_a_big_import_shows_progress_only_on_a_terminal(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str], tty: bool,
+                                                        flags: list[str], shown: bool) -> None:
+    monkeypatch.setattr("nettrace_dagster.cli.market.BIG_IMPORT_BYTES", 1)  # this small file counts as big
+    monkeypatch.setattr("sys.stderr.isatty", lambda: tty)
+    data = tmp_path / "bars.csv"
+    data.write_text(GOOD)
+    assert main(["import", str(data), "--symbol", "BTC-USDT", *flags]) == 0
+    out, err = capsys.readouterr()
+    assert ("importing" in err) is shown and "importing" not in out
+    if flags:
+        json.loads(out)  # --json: one document, nothing else
+
+
+def test_strategy_list_is_an_aligned_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from nettrace_dagster.strategies import STRATEGIES
+
+    assert main(["strategy", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "{" not in out
+    rows = [ln for ln in out.splitlines() if ln.strip().split(" ", 1)[0] in STRATEGIES]
+    assert len(rows) == len(STRATEGIES)
+    header = next(ln for ln in out.splitlines() if ln.strip().startswith("name"))
+    for row in rows:  # every description starts in the header's column
+        name = row.split()[0]
+        assert row.index(STRATEGIES[name].description) == header.index("description"), out

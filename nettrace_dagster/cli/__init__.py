@@ -12,6 +12,7 @@ import json
 import os
 import pkgutil
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from nettrace_dagster.market.schema import CandleError
@@ -61,6 +62,14 @@ def emit(payload: Any, as_json: bool, human: str | None = None) -> None:
         print(json.dumps(payload, indent=2, default=str))
     else:
         print(human if human is not None else json.dumps(payload, indent=2, default=str))
+
+
+def progress_printer(as_json: bool) -> Callable[[str], None] | None:
+    """Progress lines for a person watching a terminal: on stderr, only when stderr is a TTY, never
+    with --json (a script reading the JSON wants one document and silence). None means quiet."""
+    if as_json or not sys.stderr.isatty():
+        return None
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
 
 
 def table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from nettrace_dagster.cli import emit
+from nettrace_dagster.cli import emit, progress_printer
 from nettrace_dagster.settings import load_settings
 
 
@@ -25,8 +24,6 @@ def handle(args: argparse.Namespace) -> int:
     # is one line and exit 2 here, not a failed step in every run of the graph and exit 1.
     ensure_home(settings)
     ledger_of(settings)
-    # Progress is for a person watching a terminal: on stderr, never with --json or when piped.
-    progress = None if args.json or not sys.stderr.isatty() else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    report = run_demo(settings, progress=progress)
+    report = run_demo(settings, progress=progress_printer(args.json))  # a terminal only, never --json
     emit(report.as_dict(), args.json, format_report(report))
     return 0 if report.ok else 1

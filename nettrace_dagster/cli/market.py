@@ -9,8 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nettrace_dagster.cli import UsageError, emit, table
+from nettrace_dagster.cli import UsageError, emit, progress_printer, table
 from nettrace_dagster.settings import Settings, load_settings
+
+# A file this big takes seconds to validate and merge: say so on a terminal.
+BIG_IMPORT_BYTES = 5_000_000
 
 # The handlers import their domain modules themselves: every `nettrace` call loads every command
 # module, and the lake and instance modules pull in Dagster.
@@ -38,6 +41,11 @@ def handle_import(args: argparse.Namespace) -> int:
     from nettrace_dagster.market.lake import Lake
 
     settings = load_settings()
+    progress = progress_printer(args.json)
+    size = args.file.stat().st_size if args.file.is_file() else 0
+    if progress is not None and size >= BIG_IMPORT_BYTES:
+        progress(f"importing {args.file} ({size / 1e6:.0f} MB) into candles[{args.symbol}]: "
+                 "validating every row, then one atomic write …")
     result = import_candles(args.file, args.symbol, Lake(settings.lake_dir))
     emit(result.__dict__, args.json,
          f"{result.symbol}: {result.new_rows} new bar(s) of {result.rows_in_file} in the file; "

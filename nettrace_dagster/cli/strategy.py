@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nettrace_dagster.cli import UsageError, emit
+from nettrace_dagster.cli import UsageError, emit, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +63,9 @@ def handle_list(args: argparse.Namespace) -> int:
                        for name, cls in sorted(STRATEGIES.items())],
         "templates": list_templates(),
     }
-    human = "\n".join([f"strategies: {', '.join(sorted(STRATEGIES))}", f"templates: {', '.join(list_templates())}"])
+    rows = [[name, ", ".join(f"{k}={v}" for k, v in cls.default_params.items()), cls.description]
+            for name, cls in sorted(STRATEGIES.items())]
+    human = "\n".join(["strategies", *table(["name", "defaults", "description"], rows),
+                       f"templates: {', '.join(list_templates())}"])
     emit(payload, args.json, human)
     return 0
