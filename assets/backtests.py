@@ -13,7 +13,8 @@ from nettrace_dagster.settings import load_settings
 
 
 @dg.asset(ins={"candles": every_symbol(candles_asset), "regimes": every_symbol(regimes_asset)},
-          group_name="backtest", kinds={"polars", "numba"})
+          group_name="backtest", kinds={"polars", "numba"},
+          automation_condition=dg.AutomationCondition.eager())
 def backtests(context: dg.AssetExecutionContext, candles: SymbolFrames,
               regimes: SymbolFrames) -> dg.Output[pl.DataFrame]:
     """Every strategy with its production parameters (defaults until optimized parameters exist)
@@ -36,7 +37,8 @@ def backtests(context: dg.AssetExecutionContext, candles: SymbolFrames,
         metadata["equity_curves"] = equity_panels(
             {symbol: (candles[symbol]["timestamp"].to_list(),
                       {name: r.equity / r.params.initial_equity for (s, name), r in sorted(results.items()) if s == symbol})
-             for symbol in sorted({s for s, _ in results})}, "equity / initial", "backtest equity curves")
+             for symbol in sorted({s for s, _ in results})}, "equity / initial", "backtest equity curves",
+            buy_and_hold={symbol: candles[symbol]["close"].to_numpy() for symbol in candles})
     else:
         metadata["summary"] = dg.MetadataValue.text("no candles to backtest")
     context.log.info(str(metadata["summary"].value))

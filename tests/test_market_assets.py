@@ -1,6 +1,6 @@
 """The market assets under Dagster: idempotent candles, blocking checks, regimes, DuckDB summary."""
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +10,7 @@ import pytest
 from assets.market import candles, market_summary, regimes
 from nettrace_dagster.market.lake import Lake
 from nettrace_dagster.market.quality import inspect_candles
-from nettrace_dagster.market.sim import simulate
+from nettrace_dagster.market.sim import SimSource, simulate
 from nettrace_dagster.resources import MarketDataResource, build_resources
 from nettrace_dagster.settings import Settings
 
@@ -32,21 +32,66 @@ class ScriptedMarket(MarketDataResource):
         return ScriptedSource(pl.read_parquet(self.frame_path))
 
 
+class ClockedSim(MarketDataResource):
+    """The sim source with a fixed real "now": a test decides when bars arrive."""
+
+    now_iso: str
+
+    def client(self, progress=None, api_budget=None) -> SimSource:
+        return SimSource(seed=self.sim_seed, bars=self.sim_bars, clock=lambda: datetime.fromisoformat(self.now_iso))
+
+
+NOW = datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC)
+
+
+def clocked(settings: Settings, now: datetime, bars: int = 3000) -> ClockedSim:
+    return ClockedSim(source="sim", lake_dir=str(settings.lake_dir), sim_bars=bars, now_iso=now.isoformat())
+
+
 def resources(settings: Settings, **overrides) -> dict:
     return {**build_resources(settings), **overrides}
 
 
 def test_candles_idempotent_and_incremental(settings: Settings) -> None:
-    res = resources(settings, market=MarketDataResource(source="sim", lake_dir=str(settings.lake_dir), sim_bars=3000))
-    for expected_new in (3000, 0):
-        result = dg.materialize([candles, regimes], partition_key="BTC-USDT", resources=res)
-        mat = result.asset_materializations_for_node("candles")[0]
-        assert mat.metadata["new_rows"].value == expected_new and mat.metadata["rows"].value == 3000
-    stored = Lake(settings.lake_dir).read_candles("BTC-USDT")
-    assert stored["timestamp"].n_unique() == 3000
+    res = resources(settings, market=clocked(settings, NOW))
+    result = dg.materialize([candles, regimes], partition_key="BTC-USDT", resources=res)
+    mat = result.asset_materializations_for_node("candles")[0]
+    assert mat.metadata["new_rows"].value == 3000 and mat.metadata["rows"].value == 3000
     regime_mat = result.asset_materializations_for_node("regimes")[0]
     assert regime_mat.metadata["current_regime"].value in ("BULL", "BEAR", "SIDEWAYS")
     assert "data:image/png;base64," in regime_mat.metadata["chart"].value
+    again = dg.materialize([candles, regimes], partition_key="BTC-USDT", resources=res)
+    assert again.success and again.asset_materializations_for_node("candles") == []
+    stored = Lake(settings.lake_dir).read_candles("BTC-USDT")
+    assert stored["timestamp"].n_unique() == 3000
+
+
+def _candle_versions(instance: dg.DagsterInstance, node: str = "candles") -> list[str]:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(node), asset_partitions=["BTC-USDT"]), limit=100).records
+    return [r.asset_materialization.tags["dagster/data_version"] for r in reversed(records)]
+
+
+def test_a_refresh_with_nothing_new_writes_nothing_and_keeps_the_data_version(settings: Settings) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+
+    def refresh(now: datetime) -> dg.ExecuteInProcessResult:
+        return dg.materialize([candles, regimes], partition_key="BTC-USDT", instance=instance,
+                              resources=resources(settings, market=clocked(settings, now)))
+
+    refresh(NOW)
+    first = _candle_versions(instance)
+    assert first == [f"{datetime(2026, 12, 1, 11, 59, tzinfo=UTC).isoformat()}/3000"]
+    files = {p: p.stat().st_mtime_ns for p in Path(settings.lake_dir).rglob("*.parquet")}
+    quiet = refresh(NOW + timedelta(seconds=20))  # the next bar has not closed yet
+    assert quiet.success and quiet.asset_materializations_for_node("candles") == []
+    assert quiet.asset_materializations_for_node("regimes") == []  # downstream does not rebuild
+    assert _candle_versions(instance) == first and len(_candle_versions(instance, "regimes")) == 1
+    assert {p: p.stat().st_mtime_ns for p in Path(settings.lake_dir).rglob("*.parquet")} == files
+    moved = refresh(NOW + timedelta(minutes=3))  # three bars closed
+    assert moved.asset_materializations_for_node("candles")[0].metadata["new_rows"].value == 3
+    assert _candle_versions(instance) == [*first, f"{datetime(2026, 12, 1, 12, 2, tzinfo=UTC).isoformat()}/3003"]
+    assert Lake(settings.lake_dir).read_candles("BTC-USDT").height == 3003
 
 
 def _bad_frames() -> dict[str, pl.DataFrame]:
@@ -127,8 +172,9 @@ def test_candles_from_a_loopback_exchange_through_ccxt(settings: Settings) -> No
         assert budget["minute"] >= 2  # every page counted against the shared exchange budget
         fake.fail_next("/api/v3/klines", status=429)  # retried, not fatal
         again = dg.materialize([candles], partition_key="ETH-USDT", resources=res)
-        new_rows = again.asset_materializations_for_node("candles")[0].metadata["new_rows"].value
-        assert new_rows <= 2  # only what closed in between
+        mats = again.asset_materializations_for_node("candles")  # none when no bar closed in between
+        new_rows = mats[0].metadata["new_rows"].value if mats else 0
+        assert again.success and new_rows <= 2  # only what closed in between
         fake.fail_next("/api/v3/klines", status=503, times=5)
         failed = dg.materialize([candles], partition_key="SOL-USDT", resources=res, raise_on_error=False)
         failure = next(e for e in failed.all_events if e.is_step_failure)
