@@ -114,3 +114,15 @@ def test_strategy_list_is_an_aligned_table(capsys: pytest.CaptureFixture[str]) -
     for row in rows:  # every description starts in the header's column
         name = row.split()[0]
         assert row.index(STRATEGIES[name].description) == header.index("description"), out
+
+
+def test_backtest_human_output_is_aligned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nettrace_dagster.backtest.synthetic import synthetic_candles
+
+    path = tmp_path / "btc.parquet"
+    synthetic_candles(600, 3).write_parquet(path)
+    assert main(["backtest", "--data", str(path), "--strategy", "momentum"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    labels = ("bars", "entry signals", "trades", "equity", "risk")
+    assert [ln.split("  ")[1].strip() for ln in lines] == list(labels)
+    assert len({len(ln) - len(ln[2:].split("  ", 1)[1].lstrip()) for ln in lines}) == 1  # values in one column

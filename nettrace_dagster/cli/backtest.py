@@ -124,14 +124,16 @@ def handle(args: argparse.Namespace) -> int:
     if args.trades:
         payload["trade_list"] = result.trades.to_dicts()
     pf = payload["profit_factor"]
-    human = "\n".join([
-        f"{strategy.name} on {source}: {m.bars} bars {payload['first_timestamp']} … {payload['last_timestamp']}",
-        f"  entry signals {result.entry_signals}, {result.gated_entries} passed Rule 2 (confidence ≥ "
-        f"{min_confidence:g}, ≥ {min_confirmations} confirmations)",
-        f"  trades {m.trades} (closed {m.closed_trades}), win rate {m.win_rate:.1%}, exposure {m.exposure:.1%}",
-        f"  equity {m.initial_equity:,.2f} → {m.final_equity:,.2f} ({m.total_return:+.2%}), fees {m.fees_paid:,.2f}",
-        f"  Sharpe {m.sharpe:.2f}, Sortino {m.sortino:.2f}, max drawdown {m.max_drawdown:.2%}, "
-        f"profit factor {f'{pf:.2f}' if pf is not None else 'n/a'}",
-    ])
+    rows = [
+        ("bars", f"{m.bars}  {payload['first_timestamp']} … {payload['last_timestamp']}"),
+        ("entry signals", f"{result.entry_signals}, {result.gated_entries} passed Rule 2 (confidence ≥ "
+                          f"{min_confidence:g}, ≥ {min_confirmations} confirmations)"),
+        ("trades", f"{m.trades} (closed {m.closed_trades})  win rate {m.win_rate:.1%}  exposure {m.exposure:.1%}"),
+        ("equity", f"{m.initial_equity:,.2f} → {m.final_equity:,.2f} ({m.total_return:+.2%})  fees {m.fees_paid:,.2f}"),
+        ("risk", f"Sharpe {m.sharpe:.2f}  Sortino {m.sortino:.2f}  max drawdown {m.max_drawdown:.2%}  "
+                 f"profit factor {f'{pf:.2f}' if pf is not None else 'n/a'}"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    human = "\n".join([f"{strategy.name} on {source}", *(f"  {label:<{width}}  {value}" for label, value in rows)])
     emit(payload, args.json, human)
     return 0
