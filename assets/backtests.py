@@ -13,7 +13,8 @@ from nettrace_dagster.settings import load_settings
 
 
 @dg.asset(ins={"candles": every_symbol(candles_asset), "regimes": every_symbol(regimes_asset)},
-          group_name="backtest", kinds={"polars", "numba"})
+          group_name="backtest", kinds={"polars", "numba"},
+          automation_condition=dg.AutomationCondition.eager())
 def backtests(context: dg.AssetExecutionContext, candles: SymbolFrames,
               regimes: SymbolFrames) -> dg.Output[pl.DataFrame]:
     """Every strategy with its production parameters (defaults until optimized parameters exist)
