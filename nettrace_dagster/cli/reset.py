@@ -80,6 +80,11 @@ def handle(args: argparse.Namespace) -> int:
             shutil.rmtree(path)
         else:
             path.unlink()
+    if settings.values.get("NETTRACE_LEDGER_URL"):  # a ledger outside the home is not a folder to delete
+        from nettrace_dagster.ledger.db import redact
+
+        print(f"nettrace reset: warning: the ledger at {redact(settings.ledger_url)} (NETTRACE_LEDGER_URL) "
+              "was not touched", file=sys.stderr)
     emit({"home": str(home), "deleted": True, "removed": removed}, args.json,
          f"deleted {len(removed)} item(s) under {home}: {', '.join(removed)}\n"
          "start again with: nettrace demo")
