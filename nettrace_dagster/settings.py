@@ -159,7 +159,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NETTRACE_LEDGER_SYNCHRONOUS", "FULL", str,
             "SQLite fsync mode of the ledger: FULL survives power cuts, NORMAL only crashes.",
             ("FULL", "NORMAL", "EXTRA")),
-    Setting("NETTRACE_TRADING_TICK_MINUTES", "1", int, "Interval of the trading_tick schedule (a divisor of 60).",
+    Setting("NETTRACE_TRADING_TICK_MINUTES", "1", int, "How often the trading sensor looks for new candles, minutes (a divisor of 60).",
             bounds=Range(1, 60), check=_divides_hour),
     Setting("NETTRACE_TRADER_CATCH_UP_BARS", "", str,
             "Bars one tick may trade after its cursor. Empty: a day of bars on sim, 1 on real markets.",

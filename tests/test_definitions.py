@@ -18,8 +18,8 @@ from nettrace_dagster.settings import Settings
 from tests.test_market_assets import ScriptedMarket
 
 # Named here, not read from `defs`: a schedule or sensor that silently disappears must fail a test.
-SCHEDULES = {"market_refresh_schedule", "trading_tick_schedule"}
-SENSORS = {"nettrace_automation", "candles_freshness_sensor"}
+SCHEDULES = {"market_refresh_schedule"}
+SENSORS = {"nettrace_automation", "candles_freshness_sensor", "trading_on_new_candles"}
 BLOCKING_CANDLE_CHECKS = {"sorted_unique", "gaps", "ohlc_sane", "no_nan"}
 
 

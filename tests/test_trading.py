@@ -180,12 +180,13 @@ def test_portfolio_asset_runs_a_tick_and_plots(home: Path, monkeypatch: pytest.M
     assert curve["equity"][-1] == pytest.approx(meta["equity"].value, rel=1e-9)
 
 
-def test_trading_tick_job_and_schedule() -> None:
-    from jobs.trading import trading_tick, trading_tick_schedule
+def test_trading_tick_job_and_its_trigger() -> None:
+    from jobs.trading import trading_tick
+    from sensors.trading import trading_on_new_candles
 
     assert trading_tick.name == "trading_tick"
-    assert trading_tick_schedule.cron_schedule == "* * * * *"
-    assert trading_tick_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert trading_on_new_candles.job_name == "trading_tick"
+    assert trading_on_new_candles.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_status_and_hardstop_commands(home: Path, capsys: pytest.CaptureFixture[str],
