@@ -59,6 +59,11 @@ def line_chart(x: Sequence, series: dict[str, np.ndarray], title: str) -> Metada
     return png_markdown(fig, title)
 
 
+def _literal(text: str) -> str:
+    """Text shown as written: matplotlib reads a pair of `$` as math ("$100 → $98" would lose both)."""
+    return text.replace("$", r"\$")
+
+
 def equity_story(timestamps: Sequence, equity: np.ndarray, principal: float, title: str,
                  entries: tuple[Sequence, Sequence] = ((), ()), exits: tuple[Sequence, Sequence] = ((), ()),
                  hardstop: object | None = None, hardstop_label: str = "HARDSTOP") -> MetadataValue:
@@ -70,15 +75,15 @@ def equity_story(timestamps: Sequence, equity: np.ndarray, principal: float, tit
     step = max(len(y) // MAX_POINTS, 1)
     keep = np.r_[np.arange(0, len(y), step), len(y) - 1] if len(y) else np.arange(0)
     ax.plot(x[keep], y[keep], lw=0.9, color="#1f77b4", label="equity")
-    ax.axhline(principal, color="grey", lw=0.7, ls=":", label=f"start ${principal:,.2f}")
+    ax.axhline(principal, color="grey", lw=0.7, ls=":", label=_literal(f"start ${principal:,.2f}"))
     for (tx, ty), marker, colour, name in ((entries, "^", "#2ca02c", "entry"), (exits, "v", "#d62728", "exit")):
         if len(tx):
             ax.scatter(np.asarray(tx), np.asarray(ty, dtype=float), marker=marker, color=colour, s=28, zorder=3,
                        label=f"{name} ({len(tx)})")
     if hardstop is not None:
-        ax.axvline(hardstop, color="black", lw=1.2, ls="--", label=hardstop_label)
+        ax.axvline(hardstop, color="black", lw=1.2, ls="--", label=_literal(hardstop_label))
     ax.legend(fontsize=7, loc="best")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(_literal(title), fontsize=9)
     ax.set_ylabel("USD", fontsize=8)
     ax.tick_params(labelsize=7)
     fig.autofmt_xdate()
