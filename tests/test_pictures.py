@@ -109,8 +109,13 @@ def test_an_old_ledger_gains_the_bar_time_column(tmp_path: Path, monkeypatch: py
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     with ledger.read() as s:
         assert [o.bar_ms for o in s.scalars(select(Order))] == [None]
+    # The bar is found again from the order's client order id (keyed by the bar's time) ...
     story = market_equity_curve(ledger, "main", candles)
-    assert story.unplaced == 1 and story.curve.height == 0  # an order without a bar time is not guessed
+    assert story.unplaced == 0 and story.trades["timestamp"].to_list() == [candles["BTC-USDT"]["timestamp"][1]]
+    assert story.curve["equity"][0] == story.principal
+    # ... and never guessed: without its bar among the candles, the fill is counted, not placed.
+    story = market_equity_curve(ledger, "main", {"BTC-USDT": candles["BTC-USDT"].slice(2)})
+    assert story.unplaced == 1 and story.curve.height == 0
 
 
 def test_backtest_panels_draw_buy_and_hold(monkeypatch: pytest.MonkeyPatch) -> None:

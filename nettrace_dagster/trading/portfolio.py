@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import polars as pl
 from sqlalchemy import select
 
+from nettrace_dagster.execution.intents import Intent
 from nettrace_dagster.ledger.accounting import HARDSTOP
 from nettrace_dagster.ledger.db import Ledger
 from nettrace_dagster.ledger.models import Capital, Fill, Flag, Order
@@ -26,8 +28,8 @@ class MarketCurve:
     """The account in market time: `curve` has one row per bar from the first traded bar on (the
     first row is the starting capital at that bar, before its fills), valued at the bars' closes;
     `trades` one row per fill at its bar's time; `hardstop` when (in market time) the kill switch
-    latched, if it is on. `unplaced` counts fills of orders with no recorded bar time (written
-    before NetTrace recorded it), which the curve leaves out."""
+    latched, if it is on. `unplaced` counts fills whose bar time is unknown (an order written
+    before NetTrace recorded it, whose bar is no longer among the candles), which the curve leaves out."""
 
     principal: float
     curve: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=MARKET_SCHEMA))
@@ -46,16 +48,18 @@ def market_equity_curve(ledger: Ledger, account: str, candles: dict[str, pl.Data
         if cap is None:
             return MarketCurve(principal=0.0)
         principal = float(cap.principal)
-        rows = list(s.execute(
-            select(Order.bar_ms, Order.created_at, Order.strategy, Order.symbol, Order.side, Order.kind,
-                   Order.fee_base, Order.filled_qty, Fill.qty, Fill.price, Fill.fee)
-            .join(Fill, Fill.order_id == Order.id).where(Order.account == account)
-            .order_by(Order.bar_ms, Fill.ts, Fill.id)))
+        rows = [SimpleNamespace(**r._asdict()) for r in s.execute(
+            select(Order.bar_ms, Order.client_order_id, Order.strategy, Order.symbol, Order.side, Order.kind,
+                   Order.fee_base, Order.filled_qty, Fill.qty, Fill.price, Fill.fee, Fill.ts, Fill.id)
+            .join(Fill, Fill.order_id == Order.id).where(Order.account == account))]
         orders = list(s.execute(select(Order.created_at, Order.bar_ms).where(
             Order.account == account, Order.bar_ms.is_not(None)).order_by(Order.created_at)))
         flag = s.get(Flag, HARDSTOP)
         latched = (float(flag.updated_at), flag.reason) if flag is not None and flag.on else None
-    placed = [r for r in rows if r.bar_ms is not None]
+    recovered = _recover_bar_times([r for r in rows if r.bar_ms is None], account, candles)
+    for r in rows:
+        r.bar_ms = recovered.get(r.client_order_id) if r.bar_ms is None else r.bar_ms
+    placed = sorted((r for r in rows if r.bar_ms is not None), key=lambda r: (r.bar_ms, r.ts, r.id))
     out = MarketCurve(principal=principal, unplaced=len(rows) - len(placed))
     if not placed:
         return out
@@ -118,6 +122,24 @@ def market_equity_curve(ledger: Ledger, account: str, candles: dict[str, pl.Data
         out.hardstop = datetime.fromtimestamp(at / 1000, UTC)
         out.hardstop_reason = latched[1] or ""
     return out
+
+
+def _recover_bar_times(rows: list[Any], account: str, candles: dict[str, pl.DataFrame]) -> dict[str, int]:
+    """Client order id → bar time for orders written before the bar time was recorded: the
+    trader keys an order by its bar's time (`Intent.key`), so the candle whose key gives the
+    order's client order id is its bar. Orders whose bar is not among `candles` stay unknown."""
+    wanted = {r.client_order_id for r in rows}
+    found: dict[str, int] = {}
+    for strategy, symbol, kind in sorted({(r.strategy, r.symbol, r.kind) for r in rows}):
+        frame = candles.get(symbol)
+        if frame is None or not frame.height:
+            continue
+        for ms in frame["timestamp"].dt.epoch("ms").to_list():
+            key = datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%dT%H%M%S")
+            coid = Intent(strategy, symbol, kind, 1.0, key, account=account).client_order_id
+            if coid in wanted:
+                found[coid] = int(ms)
+    return found
 
 
 def summary_line(status: dict[str, Any], counts: dict[str, int], bars: int) -> str:
