@@ -150,6 +150,12 @@ def test_hardstop_tick_exits_a_held_position_and_enters_nothing(tmp_path: Path, 
 def test_portfolio_asset_runs_a_tick_and_plots(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NETTRACE_SIM_BARS", "1200")
     monkeypatch.setenv("NETTRACE_TRADER_CATCH_UP_BARS", "500")
+    from datetime import UTC, datetime
+
+    from nettrace_dagster.market import sim
+
+    # The sim is live: a fixed "now", so no bar closes between the three symbols' refreshes.
+    monkeypatch.setattr(sim, "_utc_now", lambda: datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC))
     from assets.market import candles
     from assets.portfolio import portfolio
     from nettrace_dagster.partitions import symbol_partitions
