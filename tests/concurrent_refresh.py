@@ -60,7 +60,7 @@ def main() -> None:
         while not stop.is_set():
             try:
                 if "candles" in wh.views():
-                    wh.query("SELECT partition, count(*) FROM candles GROUP BY 1")
+                    wh.query("SELECT symbol, count(*) FROM candles GROUP BY 1")
                     queries += 1
             except Exception as exc:  # any failure here is what the test is looking for
                 errors.append(f"query: {exc}")
