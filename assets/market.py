@@ -9,7 +9,7 @@ import polars as pl
 from nettrace_dagster.charts import markdown_table, price_with_regimes
 from nettrace_dagster.coordinator.api_budget import ApiBudgetExhausted
 from nettrace_dagster.execution.resource import ExecutionResource
-from nettrace_dagster.market.quality import CHECK_NAMES, inspect_candles
+from nettrace_dagster.market.quality import CHECK_DESCRIPTIONS, CHECK_NAMES, inspect_candles
 from nettrace_dagster.market.schema import (
     CandleError,
     MarketDataError,
@@ -21,7 +21,8 @@ from nettrace_dagster.partitions import symbol_partitions
 from nettrace_dagster.regimes import balanced_accuracy, label_regimes, regime_shares
 from nettrace_dagster.resources import MarketDataResource, RegimeResource, WarehouseResource
 
-CANDLE_CHECKS = [dg.AssetCheckSpec(name, asset="candles", blocking=True) for name in CHECK_NAMES]
+CANDLE_CHECKS = [dg.AssetCheckSpec(name, asset="candles", blocking=True, description=CHECK_DESCRIPTIONS[name])
+                 for name in CHECK_NAMES]
 
 
 def candles_data_version(df: pl.DataFrame) -> dg.DataVersion:
@@ -58,7 +59,7 @@ def candles(context: dg.AssetExecutionContext, market: MarketDataResource,
         # Nothing new: no write and no materialization, so the data version stays and nothing
         # downstream reruns. The checks (outputs Dagster requires) judge the stored bars again.
         context.log.info(f"{symbol}: no new bars after {since}; nothing written")
-        yield from _check_results(inspect_candles(stored, timeframe_s, market.gap_tolerance))
+        yield from _check_results(symbol, inspect_candles(stored, timeframe_s, market.gap_tolerance))
         return
     shading = df["true_regime"] if df["true_regime"].null_count() < df.height else None
     metadata = {
@@ -85,14 +86,16 @@ def candles(context: dg.AssetExecutionContext, market: MarketDataResource,
     else:
         kept = market.lake.quarantine("candles", symbol, new)
         context.log.error(f"{symbol}: {new.height} fetched bar(s) failed the checks; not stored, kept at {kept}")
-    yield from _check_results(outcomes)
+    yield from _check_results(symbol, outcomes)
 
 
-def _check_results(outcomes) -> Iterator[dg.AssetCheckResult]:
+def _check_results(symbol: str, outcomes: list) -> Iterator[dg.AssetCheckResult]:
+    """Each result names its symbol (text and metadata): the UI lists a partitioned asset's checks
+    together, and a trader must see which symbol failed."""
     for outcome in outcomes:
         yield dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed,
-                                  severity=dg.AssetCheckSeverity.ERROR, description=outcome.description,
-                                  metadata=outcome.metadata)
+                                  severity=dg.AssetCheckSeverity.ERROR, description=f"{symbol}: {outcome.description}",
+                                  metadata={**outcome.metadata, "symbol": symbol})
 
 
 @dg.asset(partitions_def=symbol_partitions, group_name="market", kinds={"polars", "parquet"},

@@ -15,7 +15,9 @@ market_refresh = dg.define_asset_job(
 
 @dg.schedule(cron_schedule=every_minutes_cron(load_settings().nettrace_candles_refresh_minutes,
                                              "NETTRACE_CANDLES_REFRESH_MINUTES"),
-             job=market_refresh, default_status=dg.DefaultScheduleStatus.RUNNING)
+             job=market_refresh, default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Refreshes candles (then regimes) for every symbol every "
+                         "NETTRACE_CANDLES_REFRESH_MINUTES; a refresh with no new bar writes nothing.")
 def market_refresh_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
     """One run per symbol each tick; the tick time in the run key makes retries idempotent."""
     tick = context.scheduled_execution_time.strftime("%Y%m%dT%H%M")

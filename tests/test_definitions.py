@@ -124,3 +124,14 @@ def test_a_live_feed_with_only_old_bars_is_stale(settings: Settings, tmp_path: P
     location.refresh()
     evaluation = location.freshness()
     assert not evaluation.passed and "overdue" in evaluation.description
+
+
+def test_every_check_and_schedule_says_what_it_is_for() -> None:
+    from nettrace_dagster.definitions import defs
+
+    repo = defs.get_repository_def()
+    check_specs = [spec for node in repo.assets_defs_by_key.values() for spec in node.check_specs]
+    assert check_specs and all(spec.description for spec in check_specs), \
+        [spec.name for spec in check_specs if not spec.description]
+    schedules = list(repo.schedule_defs)
+    assert schedules and all(s.description for s in schedules), [s.name for s in schedules if not s.description]

@@ -124,7 +124,8 @@ def test_bad_candles_block_regimes_in_the_same_run(settings: Settings, tmp_path:
                             resources=resources(settings, market=market), raise_on_error=False)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not evaluations[check].passed
-    assert evaluations[check].description
+    assert evaluations[check].description.startswith("BTC-USDT: ")  # which symbol failed, in words
+    assert evaluations[check].metadata["symbol"].value == "BTC-USDT"  # … and in the metadata
     assert result.asset_materializations_for_node("regimes") == []  # blocked downstream
     assert not any(e.step_key == "regimes" and e.is_step_success for e in result.all_events)
     assert result.asset_materializations_for_node("candles") == []  # bad bars are not stored ...

@@ -25,6 +25,12 @@ class CheckOutcome:
 
 
 CHECK_NAMES = ("sorted_unique", "gaps", "ohlc_sane", "no_nan")
+CHECK_DESCRIPTIONS = {  # what each blocking check guarantees downstream (shown in the UI)
+    "sorted_unique": "Bar timestamps strictly increase: no duplicate or out-of-order bar.",
+    "gaps": "Missing bars stay within NETTRACE_GAP_TOLERANCE of the span.",
+    "ohlc_sane": "Every bar has low <= open, close <= high and positive prices.",
+    "no_nan": "No bar has a missing (NaN or null) value.",
+}
 
 
 def inspect_candles(df: pl.DataFrame, timeframe_s: int, gap_tolerance: float) -> list[CheckOutcome]:
