@@ -21,6 +21,7 @@ from tests.test_market_assets import ScriptedMarket
 SCHEDULES = {"market_refresh_schedule"}
 SENSORS = {"nettrace_automation", "candles_freshness_sensor", "trading_on_new_candles"}
 BLOCKING_CANDLE_CHECKS = {"sorted_unique", "gaps", "ohlc_sane", "no_nan"}
+JOBS = {"market_refresh", "analytics_refresh", "backtest_refresh", "trading_tick"}
 
 
 def test_code_location_loads() -> None:
@@ -28,6 +29,8 @@ def test_code_location_loads() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"candles", "regimes", "market_summary", "backtests", "portfolio"} <= keys
+    jobs = {job.name for job in defs.get_repository_def().get_all_jobs()}
+    assert JOBS <= jobs, JOBS - jobs  # the demo's runs show under these names in the UI
 
 
 def test_every_asset_has_a_description() -> None:
