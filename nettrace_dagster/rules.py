@@ -36,6 +36,13 @@ REINVEST_MIN, REINVEST_MAX = 0.20, 0.35
 REINVEST_FRACTION = 0.25
 
 
+def at_line(value: float, line: float) -> bool:
+    """`value >= line` for a Rule 1 line, where float rounding must not decide: an account exactly
+    on the line in cents (a 30 % drawdown to the cent, exactly $5 lost) is on it, so the check
+    errs on the safe side by a billionth of the line."""
+    return value >= line - 1e-9 * max(1.0, abs(line))
+
+
 class RulesError(SettingsError):
     """A rule configuration that would loosen a rule (or is not a number); one line."""
 
@@ -178,10 +185,10 @@ class Rules:
     def hardstop_reasons(self, acct: AccountSnapshot) -> tuple[str, ...]:
         """Why HARDSTOP must be on right now (empty: no trigger holds)."""
         reasons = []
-        if acct.equity <= self.equity_floor_usd:
+        if at_line(self.equity_floor_usd, acct.equity):
             reasons.append(f"equity ${acct.equity:.2f} ≤ floor ${self.equity_floor_usd:.2f} (Rule 1)")
         dd = self.drawdown(acct)
-        if dd >= self.max_drawdown:
+        if at_line(dd, self.max_drawdown):
             reasons.append(f"drawdown {dd:.1%} from peak ${acct.peak_equity:.2f} ≥ {self.max_drawdown:.0%} (Rule 1)")
         return tuple(reasons)
 
@@ -217,7 +224,7 @@ class Rules:
         blocked = list(triggers)
         if acct.hardstop:
             blocked.insert(0, "HARDSTOP is on: exits only (Rule 1)")
-        if loss >= self.max_daily_loss_usd:
+        if at_line(loss, self.max_daily_loss_usd):
             blocked.append(f"daily loss ${loss:.2f} ≥ limit ${self.max_daily_loss_usd:.2f} (Rule 1)")
         return {
             "entries_allowed": not blocked, "blocked_by": blocked, "hardstop": acct.hardstop,
@@ -251,9 +258,9 @@ class Rules:
         if not triggers and self.hardstop_reasons(after):
             reasons.append(f"entry cost ${cost_usd:.4f} would trip HARDSTOP (Rule 1)")
         loss = self.daily_loss(acct)
-        if loss >= self.max_daily_loss_usd:
+        if at_line(loss, self.max_daily_loss_usd):
             reasons.append(f"daily loss ${loss:.2f} ≥ limit ${self.max_daily_loss_usd:.2f} (Rule 1)")
-        elif self.daily_loss(after) >= self.max_daily_loss_usd:
+        elif at_line(self.daily_loss(after), self.max_daily_loss_usd):
             reasons.append(f"entry cost ${cost_usd:.4f} would reach the daily loss limit (Rule 1)")
         return GateDecision(not reasons, tuple(reasons))
 

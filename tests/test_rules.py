@@ -150,9 +150,6 @@ def test_check_entry_matches_the_design_on_random_accounts() -> None:
         trades = int(rng.integers(0, 30))
         wins = int(rng.integers(trades // 4, trades + 1))
         conf, n = float(rng.uniform(0.6, 1.0)), int(rng.integers(1, 5))
-        # Exactly on a Rule 1 line in whole cents, float rounding decides: see the xfail below.
-        if (peak_c - equity_c) * 100 == 30 * peak_c or day_start_c - equity_c == 5_00:
-            continue
         want = entry_allowed_by_design(equity_c, peak_c, day_start_c, trades, wins, conf, n)
         got = Rules().check_entry(cents_acct(equity_c, peak_c, day_start_c), StrategyRecord(trades, wins), conf, n)
         assert got.allowed is want, (equity_c, peak_c, day_start_c, trades, wins, conf, n, got.reasons)
@@ -160,11 +157,9 @@ def test_check_entry_matches_the_design_on_random_accounts() -> None:
     assert 0.3 < refused / 3_000 < 0.9  # both outcomes are common
 
 
-@pytest.mark.xfail(strict=True, reason="known: Rule 1 lines compared in floats; exactly 30 % drawdown or exactly "
-                                       "$5 lost can round to just under the line (rules.py)")
 @pytest.mark.parametrize(("equity_c", "peak_c", "day_start_c"), [
-    (279_93, 399_90, 279_93),  # 30 % below the peak to the cent: 1 - 279.93/399.90 < 0.30 in floats
-    (510_31, 510_31, 515_31),  # $5.00 lost to the cent: 515.31 - 510.31 < 5.0 in floats
+    (279_93, 399_90, 279_93),  # 30 % below the peak to the cent (1 - 279.93/399.90 < 0.30 in floats)
+    (510_31, 510_31, 515_31),  # $5.00 lost to the cent (515.31 - 510.31 < 5.0 in floats)
 ])
 def test_exactly_on_a_rule1_line_is_refused(equity_c: int, peak_c: int, day_start_c: int) -> None:
     assert not entry_allowed_by_design(equity_c, peak_c, day_start_c, 0, 0, 0.8, 2)
