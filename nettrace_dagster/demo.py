@@ -8,6 +8,7 @@ so the UI's run list reads as a story instead of "jobless asset materializations
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,12 @@ TRADING_LAST = ("trading_tick",)
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
+# The pillars' parts of the summary, after the graph has run, in this order (promotion reads what
+# optimization produced; deploy ships what promotion put in force). Each is "module:function",
+# called as function(settings, instance) -> (payload, lines): the payload's keys join the JSON
+# document at its top level, the lines the human summary.
+DEMO_SECTIONS: tuple[str, ...] = ()
+
 
 @dataclass
 class DemoReport:
@@ -36,6 +43,8 @@ class DemoReport:
     seconds: float = 0.0
     jobs: list[str] = field(default_factory=list)  # the runs, as job[partition], in order
     jobs_defined_by_demo: list[str] = field(default_factory=list)  # assets no job in jobs/ selects
+    sections: dict[str, Any] = field(default_factory=dict)  # the pillars' keys (DEMO_SECTIONS)
+    section_lines: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -46,7 +55,7 @@ class DemoReport:
                 "materialized": self.materialized, "failed": self.failed, "checks": self.checks,
                 "failed_checks": self.failed_checks, "jobs": self.jobs,
                 "jobs_defined_by_demo": self.jobs_defined_by_demo,
-                "summaries": [{"asset": a, "summary": s} for a, s in self.summaries]}
+                "summaries": [{"asset": a, "summary": s} for a, s in self.summaries], **self.sections}
 
 
 @dataclass
@@ -136,8 +145,24 @@ def run_demo(settings: Settings, progress: Callable[[str], None] | None = None) 
         report.jobs.append(run.label)
         label = f"{names}[{run.partition_key}]" if run.partition_key else names
         _collect(result, label, report)
+    for spec in DEMO_SECTIONS:
+        if progress is not None:
+            progress(f"{spec.split(':')[0].rsplit('.', 2)[-2]} …")
+        _section(spec, settings, instance, report)
     report.seconds = time.monotonic() - start
     return report
+
+
+def _section(spec: str, settings: Settings, instance: dg.DagsterInstance, report: DemoReport) -> None:
+    """One pillar's summary; its failure is a failed demo with one line, never a traceback."""
+    module_name, function_name = spec.split(":")
+    try:
+        payload, lines = getattr(importlib.import_module(module_name), function_name)(settings, instance)
+    except Exception as exc:  # the demo reports every pillar it can, then fails with the reason
+        report.failed.append(f"{module_name.rsplit('.', 2)[-2]}: {type(exc).__name__}: {exc}".splitlines()[0])
+        return
+    report.sections.update(payload)
+    report.section_lines.extend(lines)
 
 
 def _root_cause(error: Any) -> str:
@@ -181,6 +206,7 @@ def format_report(report: DemoReport) -> str:
         lines.append("  runs: " + ", ".join(f"{job} ×{n}" if n > 1 else job for job, n in counts.items()))
     width = max((len(asset) for asset, _ in report.summaries), default=0)
     lines += [f"  {asset:<{width}}  {text}" for asset, text in report.summaries]
+    lines += [f"  {line}" for line in report.section_lines]
     lines += [f"  FAILED {item}" for item in report.failed + report.failed_checks]
     lines.append("Open the UI: make ui   (http://127.0.0.1:3000)")
     return "\n".join(lines)
