@@ -77,19 +77,25 @@ def rollback_release(settings: Settings, to: str | None = None, controller: Any 
 
 
 def cli_rollback(args: argparse.Namespace) -> int:
-    """`nettrace rollback [--to RELEASE] [--json]` for releases (the promotion CLI dispatches here)."""
-    from nettrace_dagster.cli import UsageError, emit
+    """`nettrace rollback [--to RELEASE] [--json]` for releases (the promotion CLI dispatches here).
+    Exit 0 rolled back, 1 it failed or there was nothing to roll back, 2 an unknown release."""
+    import json
+    import sys
 
     settings = load_settings()
     try:
         out = rollback_release(settings, getattr(args, "to", None))
     except DeployError as exc:
-        raise UsageError(str(exc)) from None
-    lines = [f"  {r['region']}: {r['from']} → {r['to']}" + ("" if r["ok"] else f"  FAILED: {r['detail']}")
-             for r in out["regions"]]
-    human = "\n".join([("rolled back" if out["ok"] else "rollback failed") + f" in {out['seconds']:.1f}s", *lines,
-                       *out["reasons"]])
-    emit(out, bool(getattr(args, "json", False)), human)
+        print(f"nettrace rollback: error: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "json", False):
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        print(("rolled back" if out["ok"] else "rollback failed") + f" in {out['seconds']:.1f}s")
+        for r in out["regions"]:
+            print(f"  {r['region']}: {r['from']} → {r['to']}" + ("" if r["ok"] else f"  FAILED: {r['detail']}"))
+        for reason in out["reasons"]:
+            print(f"  {reason}")
     return 0 if out["ok"] else 1
 
 
