@@ -95,7 +95,8 @@ class DeployController:
 
     def wait_healthy(self, region: str, release_id: str, timeout_s: float, soak_s: float) -> GateResult:
         """Gates pass within `timeout_s`, then keep passing for `soak_s`; the first failure after
-        passing fails at once (a node that dies mid-soak is not waited for)."""
+        passing fails at once (a node that dies mid-soak is not waited for), and so does a local
+        node that nothing listens for any more (it was loaded: it died)."""
         deadline, passed_at = time.monotonic() + timeout_s, None
         while True:
             result = self.check(region, release_id)
@@ -104,7 +105,7 @@ class DeployController:
                 passed_at = passed_at if passed_at is not None else now
                 if now - passed_at >= soak_s:
                     return result
-            elif passed_at is not None or now >= deadline:
+            elif passed_at is not None or now >= deadline or (result.refused and self.target.name == "local"):
                 if not result.failed:
                     result.checks["timeout"] = {"ok": False, "detail": f"gates did not pass within {timeout_s:g}s"}
                 return result

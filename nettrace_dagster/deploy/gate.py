@@ -28,14 +28,20 @@ class GateReport:
         return {"passed": self.passed, "problems": self.problems, "checked": self.checked}
 
 
+def lake_candles(settings: Settings, symbol: str) -> pl.DataFrame | None:
+    """A symbol's candles as the pipeline stored them (the lake's file, read directly: the lake
+    module's Dagster IO manager is not needed — nor its import time — on a node)."""
+    path = settings.lake_dir / "candles" / f"{symbol}.parquet"
+    return pl.read_parquet(path) if path.is_file() else None
+
+
 def recent_candles(settings: Settings, bars: int = SMOKE_BARS) -> dict[str, pl.DataFrame]:
     """The lake's latest bars per symbol; the simulator's when the lake has none (local profile)."""
-    from nettrace_dagster.market.lake import Lake
-
-    lake, out = Lake(settings.lake_dir), {}
+    out = {}
     for symbol in settings.symbols:
-        if lake.exists("candles", symbol):
-            out[symbol] = lake.read_candles(symbol).tail(bars)
+        stored = lake_candles(settings, symbol)
+        if stored is not None:
+            out[symbol] = stored.tail(bars)
         elif settings.market_source == "sim":
             from nettrace_dagster.market.sources import make_source
 

@@ -22,6 +22,7 @@ class GateResult:
     ok: bool
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     telemetry: dict[str, Any] = field(default_factory=dict)
+    refused: bool = False  # nothing listens: a local node that is gone does not come back by itself
 
     @property
     def failed(self) -> list[str]:
@@ -67,6 +68,10 @@ def check_region(region: str, base_url: str, host: str, release_id: str, ledger:
                    f"{len(node)} position(s) agree with the ledger ({account})")
     except httpx.TimeoutException:
         record("http", False, f"no answer within {http_timeout_s:g}s")
+        return result
+    except httpx.ConnectError as exc:
+        result.refused = True
+        record("http", False, f"connection refused ({type(exc).__name__})")
         return result
     except (httpx.HTTPError, ValueError) as exc:
         record("http", False, f"{type(exc).__name__}: {str(exc)[:120]}")

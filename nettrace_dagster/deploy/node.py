@@ -98,39 +98,38 @@ class NodeState:
         from nettrace_dagster.execution.costs import CostModel
         from nettrace_dagster.execution.engine import ExecutionEngine
         from nettrace_dagster.execution.paper import PaperBroker
-        from nettrace_dagster.execution.resource import (
-            FEE_RATE,
-            MIN_ORDER_USD,
-            SLIPPAGE_BPS,
-            ExecutionResource,
-            catch_up_bars,
-        )
         from nettrace_dagster.ledger.db import ledger_of
         from nettrace_dagster.rules import load_rules
         from nettrace_dagster.trading.trader import Trader
 
         strategies = sorted(info.params["strategies"].items())
-        bars = min(catch_up_bars(self.settings), NODE_CATCH_UP_BARS)
-        if self.region == PRIMARY:  # the account itself: paper or live, as the execution layer decides
+        raw = self.settings.nettrace_trader_catch_up_bars.strip()
+        bars = min(int(raw), NODE_CATCH_UP_BARS) if raw.isdigit() and int(raw) > 0 else NODE_CATCH_UP_BARS
+        if self.region == PRIMARY and self.account != "main":
+            # live: the execution layer's own broker (ccxt, keys, API budget) — the Dagster resource
+            from nettrace_dagster.execution.resource import ExecutionResource
+
             resource = ExecutionResource.from_settings(self.settings)
             return Trader(resource.engine(), resource.coordinator(), strategies, catch_up_bars=bars)
-        ledger, costs = ledger_of(self.settings), CostModel(FEE_RATE, SLIPPAGE_BPS)
+        # paper (every scout and secondary, and the primary without the live switch): the same
+        # engine the resource builds — its fees, slippage and minimum order are the defaults below
+        ledger, costs = ledger_of(self.settings), CostModel()
         engine = ExecutionEngine(ledger, PaperBroker(ledger, costs), load_rules(self.settings), costs,
                                  Path(self.settings.audit_dir), self.account,
-                                 float(self.settings.nettrace_initial_capital_usd), MIN_ORDER_USD)
+                                 float(self.settings.nettrace_initial_capital_usd))
         return Trader(engine, Coordinator(ledger, self.settings.audit_dir, self.account), strategies,
                       catch_up_bars=bars)
 
     def _load_candles(self) -> dict[str, pl.DataFrame]:
         """The lake's candles (what the pipeline refreshed); on the simulator without a lake, the
         simulated market itself, a window of recent bars."""
-        from nettrace_dagster.market.lake import Lake
+        from nettrace_dagster.deploy.gate import lake_candles
 
-        lake = Lake(self.settings.lake_dir)
         out: dict[str, pl.DataFrame] = {}
         for symbol in self.settings.symbols:
-            if lake.exists("candles", symbol):
-                out[symbol] = lake.read_candles(symbol).tail(SIM_WINDOW_BARS * 4)
+            stored = lake_candles(self.settings, symbol)
+            if stored is not None:
+                out[symbol] = stored.tail(SIM_WINDOW_BARS * 4)
             elif self.settings.market_source == "sim":
                 out[symbol] = self._sim_candles(symbol)
         return out
@@ -211,6 +210,25 @@ class NodeState:
         return hmac.compare_digest(header[len("Bearer "):].encode(), self.token.encode())
 
 
+def warm_up(state: NodeState) -> None:
+    """Pay the imports and the strategies' first run before the node answers `/health`, so a
+    release it is given starts trading at once (its health window is not spent importing)."""
+    import nettrace_dagster.execution.paper  # noqa: F401
+    import nettrace_dagster.trading.trader  # noqa: F401
+
+    if state.region == PRIMARY and state.account != "main":
+        import nettrace_dagster.execution.resource  # noqa: F401 - live: the Dagster resource's broker
+    from nettrace_dagster.market.sim import simulate
+    from nettrace_dagster.strategies.registry import STRATEGIES
+
+    frame = simulate(state.settings.symbols[0], 300, seed=int(state.settings.nettrace_sim_seed))
+    for cls in STRATEGIES.values():
+        try:
+            cls().run(frame, dict(cls.default_params))
+        except Exception:  # noqa: BLE001 - only a warm-up: the real tick reports its own errors
+            pass
+
+
 def build_app(state: NodeState) -> Any:
     from contextlib import asynccontextmanager
 
@@ -270,6 +288,7 @@ def serve(region: str, port: int, host: str = "127.0.0.1", release: str | None =
 
     settings = settings or load_settings()
     state = NodeState(region, settings, settings.nettrace_node_token)
+    warm_up(state)
     if release:
         state.load(release)
     uvicorn.run(build_app(state), host=host, port=port, log_level="warning", access_log=False)

@@ -134,7 +134,7 @@ class LocalTarget:
         try:
             resp = httpx.post(self.endpoint(region)[1] + "/release", json={"release": release_id},
                               headers={"Authorization": f"Bearer {node_token(self.settings)}"},
-                              timeout=max(self.http_timeout_s, 10.0))
+                              timeout=min(max(5 * self.http_timeout_s, 2.0), 30.0))
         except httpx.HTTPError as exc:
             raise TargetError(f"{region}: loading {release_id} failed ({type(exc).__name__})") from None
         if resp.status_code != 200:
@@ -148,11 +148,13 @@ class LocalTarget:
         if release_id is None:
             self.stop(region)
             return
-        try:
-            self.load(region, release_id)
-            return
-        except TargetError:
-            pass  # dead or hung: a fresh process on the old release
+        if self.pid(region) is not None and self._healthy(region):
+            try:
+                self.load(region, release_id)
+                return
+            except TargetError:
+                pass  # it answers, but will not load: a fresh process on the old release
+        # dead or hung: a fresh process on the old release
         self.kill(region)
         self.start(region)
         self.load(region, release_id)
