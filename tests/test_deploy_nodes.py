@@ -24,9 +24,10 @@ from nettrace_dagster.deploy.release import create_release
 from nettrace_dagster.deploy.state import history, region_releases
 from nettrace_dagster.deploy.targets import LocalTarget, node_token
 from nettrace_dagster.ledger.db import ledger_of
+from nettrace_dagster.market.sim import simulate
 from nettrace_dagster.settings import Settings, load_settings
 
-TIMING = Timing(stage_timeout_s=4.0, primary_timeout_s=4.0, soak_s=0.3, primary_soak_s=0.6, http_timeout_s=0.6,
+TIMING = Timing(stage_timeout_s=3.0, primary_timeout_s=3.0, soak_s=0.3, primary_soak_s=0.6, http_timeout_s=0.6,
                 max_age_s=10.0, interval_s=0.2)
 
 
@@ -58,6 +59,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     os.environ.update(env)
     os.environ.pop("NETTRACE_LEDGER_URL", None)
     settings = load_settings()
+    stored = settings.lake_dir / "candles" / "BTC-USDT.parquet"  # what the candles asset leaves
+    stored.parent.mkdir(parents=True)
+    simulate("BTC-USDT", 1500, seed=7).write_parquet(stored)
     # nrt ticks only when a release is loaded: a change behind its back stays visible to the gate
     target = ChaosTarget(settings, ports=dict(zip(REGIONS, free_ports(len(REGIONS)), strict=True)),
                          env_overrides={"nrt": {"NETTRACE_NODE_TICK_SECONDS": "120"}}, http_timeout_s=0.6)

@@ -209,6 +209,13 @@ class DeployController:
         rid, t0 = release.release_id, time.monotonic()
         record(self.settings, "deploy_started", rid, "deploy", None, "started", deploy_id=result.deploy_id,
                target=self.target.name)
+        prepare = getattr(self.target, "prepare", None)
+        booting = None
+        if prepare is not None:  # nodes boot while the gate runs; none is given the release before it passes
+            import threading
+
+            booting = threading.Thread(target=prepare, args=(REGIONS,), name="deploy-prepare", daemon=True)
+            booting.start()
         try:
             gate = self.predeploy(release, self.settings)
             result.gate = gate.as_dict()
@@ -218,6 +225,8 @@ class DeployController:
                 result.status, result.reasons = "gate_failed", gate.problems
                 self.alert("P1", f"Deploy {rid} stopped by the pre-deploy gate", "; ".join(gate.problems)[:1000])
                 return result
+            if booting is not None:
+                booting.join()
             ctx: dict[str, Any] = {"id": result.deploy_id, "release": rid, "touched": {},
                                    "before": region_releases(self.ledger)}
             t = self.timing
@@ -253,6 +262,11 @@ class DeployController:
             self.alert("P1", f"Deploy {rid} crashed", result.reasons[0][:500])
             raise
         finally:
+            if booting is not None:
+                booting.join()
+                stop_idle = getattr(self.target, "stop_idle", None)
+                if stop_idle is not None:
+                    stop_idle({r: v["current"] for r, v in region_releases(self.ledger).items()})
             result.seconds = time.monotonic() - t0
             record(self.settings, "deploy_finished", rid, "deploy", None, result.status,
                    deploy_id=result.deploy_id, seconds=round(result.seconds, 3),

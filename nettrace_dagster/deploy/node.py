@@ -218,10 +218,16 @@ def warm_up(state: NodeState) -> None:
 
     if state.region == PRIMARY and state.account != "main":
         import nettrace_dagster.execution.resource  # noqa: F401 - live: the Dagster resource's broker
-    from nettrace_dagster.market.sim import simulate
+    import numpy as np
+
     from nettrace_dagster.strategies.registry import STRATEGIES
 
-    frame = simulate(state.settings.symbols[0], 300, seed=int(state.settings.nettrace_sim_seed))
+    # a random walk in the candle schema (not the simulator: its scipy import alone costs seconds,
+    # and a node reading the lake never needs it)
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.002, 300)))
+    frame = pl.DataFrame({"timestamp": np.arange(300, dtype=np.int64) * 60_000, "open": close, "high": close * 1.001,
+                          "low": close * 0.999, "close": close, "volume": np.ones(300)}).with_columns(
+        pl.col("timestamp").cast(pl.Datetime("ms", "UTC")))
     for cls in STRATEGIES.values():
         try:
             cls().run(frame, dict(cls.default_params))

@@ -196,6 +196,27 @@ class LocalTarget:
             time.sleep(0.05)
         return False
 
+    def prepare(self, regions: tuple[str, ...]) -> None:
+        """Boot every region's node process now, idle (no release: it trades nothing), in parallel,
+        so the stages only load releases. A boot that fails here is retried by the region's deploy."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def boot(region: str) -> None:
+            try:
+                self.start(region)
+            except TargetError:
+                pass
+
+        with ThreadPoolExecutor(max_workers=len(regions)) as pool:
+            list(pool.map(boot, regions))
+
+    def stop_idle(self, running_release: dict[str, str | None]) -> None:
+        """Stop the nodes of regions that run no release (booted by `prepare` for a deploy that
+        never reached them)."""
+        for region, release in running_release.items():
+            if release is None:
+                self.stop(region)
+
     def stop_all(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
