@@ -113,7 +113,7 @@ def test_hardstop_sends_p0_in_the_background(home: Path, monkeypatch: pytest.Mon
         deadline = time.monotonic() + 5
         while not slack.received and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert slack.received and slack.received[0]["text"].startswith("[P0] HARDSTOP on (main)")
+        assert slack.received and slack.received[0]["text"] == "[P0] HARDSTOP on (main)\nby test: operator test"
     deadline = time.monotonic() + 3
     while not trail(home) and time.monotonic() < deadline:
         time.sleep(0.02)

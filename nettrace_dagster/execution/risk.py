@@ -100,8 +100,8 @@ class RiskGate:
                 from nettrace_dagster.notify import alert
 
                 reasons = fields.get("reasons") or []
-                alert("P0", f"HARDSTOP on ({self.account})",
-                      f"by {fields.get('by', '?')}: {'; '.join(map(str, reasons)) if isinstance(reasons, list) else reasons}",
+                why = "; ".join(map(str, reasons)) if isinstance(reasons, list | tuple) else str(reasons)
+                alert("P0", f"HARDSTOP on ({self.account})", f"by {fields.get('by', '?')}: {why}",
                       wait=False, audit_dir=self.audit_dir)
 
     def _stage(self, s: Session, events: list[Event]) -> None:
