@@ -131,6 +131,8 @@ def test_1_healthy_rollout_end_to_end(world: dict) -> None:
     checks = next(e for e in events if e["event"] == "region_health")["checks"]
     assert set(checks) == {"dns", "http", "telemetry", "reconciliation"}
     assert events[-1]["seconds"] > 0 and result.seconds > 0
+    full = [e for e in events if e["event"] == "region_health" and e["stage"] == "full"]
+    assert full and all(isinstance(e["divergence_vs_primary"], float) for e in full)
 
 
 def test_2_release_load_without_the_token_is_refused(world: dict) -> None:
@@ -144,6 +146,9 @@ def test_2_release_load_without_the_token_is_refused(world: dict) -> None:
     missing = httpx.post(url, json={"release": "r-nope"}, headers={"Authorization": f"Bearer {node_token(s)}"},
                          timeout=5)
     assert missing.status_code == 404 and telemetry(target, "lhr")["release"] == before
+    token = node_token(s)  # secret: in no node log, no audit line
+    written = [p.read_text() for p in [*(s.home / "nodes").glob("*.log"), *s.audit_dir.glob("*.jsonl")]]
+    assert written and not any(token in text for text in written)
 
 
 def test_3_canary_killed_mid_deploy_is_rolled_back(world: dict) -> None:

@@ -253,3 +253,51 @@ def test_deploy_history_is_queryable_from_duckdb(settings: Settings) -> None:
     frame = Warehouse(settings.lake_dir, settings.audit_dir).query(
         "SELECT release, status FROM audit_deploy_history WHERE event = 'release_created'")
     assert frame.rows() == [(rel.release_id, "created")]
+
+
+def test_node_refuses_to_load_without_a_configured_token(settings: Settings) -> None:
+    from starlette.testclient import TestClient
+
+    from nettrace_dagster.deploy.node import NodeState, build_app
+
+    rid = create_release(PARAMS, settings=settings).release_id
+    unconfigured = TestClient(build_app(NodeState("lhr", settings, "")))
+    assert unconfigured.post("/release", json={"release": rid}, headers={"Authorization": "Bearer "}).status_code == 503
+    state = NodeState("lhr", settings, "s3cret-token")
+    client = TestClient(build_app(state))
+    assert client.post("/release", json={"release": rid}, headers={"Authorization": "Bearer s3cret-tokeX"}
+                       ).status_code == 401
+    assert client.post("/release", content=b"nope", headers={"Authorization": "Bearer s3cret-token"}).status_code == 400
+    assert state.release is None
+    ok = client.post("/release", json={"release": rid}, headers={"Authorization": "Bearer s3cret-token"})
+    assert ok.status_code == 200 and state.release is not None and state.release.release_id == rid
+    assert client.get("/telemetry").json()["release"] == rid
+
+
+def test_a_failed_run_is_a_p1_alert(settings: Settings) -> None:
+    import dagster as dg
+
+    from nettrace_dagster.audit import read_audit
+    from nettrace_dagster.notify import reset_rate_limit
+    from sensors.alerts import alert_on_run_failure
+
+    @dg.op
+    def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    @dg.job
+    def doomed() -> None:
+        boom()
+
+    reset_rate_limit()
+    instance = dg.DagsterInstance.ephemeral()
+    result = doomed.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.PIPELINE_FAILURE)
+    ctx = dg.build_run_status_sensor_context(sensor_name="alert_on_run_failure", dagster_event=failure,
+                                             dagster_instance=instance, dagster_run=result.dagster_run
+                                             ).for_run_failure()
+    alert_on_run_failure(ctx)
+    [rec] = list(read_audit(settings.audit_dir, "webhook_audit_trail"))
+    assert (rec["severity"], rec["title"]) == ("P1", "Dagster run failed: doomed")
+    assert result.run_id in rec["text"]

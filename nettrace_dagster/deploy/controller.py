@@ -111,6 +111,21 @@ class DeployController:
                 return result
             time.sleep(self.timing.interval_s)
 
+    def divergence(self, telemetry: dict[str, Any]) -> float | None:
+        """The node's return on its capital minus the primary's (a health signal, recorded: paper
+        regions start fresh, so a gap is expected; a growing one says the release behaves
+        differently there). None when either side has no figures."""
+        import httpx
+
+        try:
+            primary = httpx.get(self.target.endpoint(PRIMARY)[1] + "/telemetry",
+                                timeout=self.timing.http_timeout_s).json()
+            mine = telemetry["pnl"] / telemetry["principal"]
+            theirs = primary["pnl"] / primary["principal"]
+        except Exception:  # noqa: BLE001 - no primary yet, or no tick: nothing to compare
+            return None
+        return round(mine - theirs, 6)
+
     # --- one stage ----------------------------------------------------------------------------
     def _region(self, ctx: dict[str, Any], stage: str, region: str, timeout_s: float, soak_s: float) -> dict[str, Any]:
         rid, t0 = ctx["release"], time.monotonic()
@@ -128,8 +143,11 @@ class DeployController:
         except Exception as exc:  # noqa: BLE001 - a bug in one region's deploy fails that region, not the run
             ok, detail, checks = False, f"{type(exc).__name__}: {exc}", {}
         seconds = time.monotonic() - t0
+        extra = {}
+        if ok and region != PRIMARY:
+            extra["divergence_vs_primary"] = self.divergence(gate.telemetry)
         record(self.settings, "region_health", rid, stage, region, "healthy" if ok else "unhealthy",
-               deploy_id=ctx["id"], seconds=round(seconds, 3), detail=detail, checks=checks)
+               deploy_id=ctx["id"], seconds=round(seconds, 3), detail=detail, checks=checks, **extra)
         if ok:
             set_status(self.ledger, region, "running")
         return {"region": region, "ok": ok, "seconds": round(seconds, 3), "detail": detail}
