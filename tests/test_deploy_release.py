@@ -301,3 +301,24 @@ def test_a_failed_run_is_a_p1_alert(settings: Settings) -> None:
     [rec] = list(read_audit(settings.audit_dir, "webhook_audit_trail"))
     assert (rec["severity"], rec["title"]) == ("P1", "Dagster run failed: doomed")
     assert result.run_id in rec["text"]
+
+
+def test_demo_section_leaves_no_node_running_even_on_error(settings: Settings,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from nettrace_dagster.deploy import demo
+    from nettrace_dagster.deploy.controller import DeployController
+    from nettrace_dagster.deploy.targets import _alive
+
+    started: list[int] = []
+
+    def deploy_then_fail(self: DeployController, release_id: str) -> None:
+        self.target.start("lhr")  # a real node process…
+        started.append(self.target.pid("lhr"))
+        raise RuntimeError("boom mid-deploy")  # …and the deploy dies
+
+    monkeypatch.setattr(DeployController, "deploy", deploy_then_fail)
+    out, lines = demo.demo_section(settings, None)
+    assert out["status"] == "error" and out["reasons"] == ["RuntimeError: boom mid-deploy"]
+    assert out["release"].startswith("r-") and out["nodes_left_running"] == []
+    assert started and started[0] is not None and not _alive(started[0])
+    assert lines[0].startswith(f"deploy: release {out['release']} error")
