@@ -129,3 +129,17 @@ def test_hardstop_with_webhooks_down_still_latches(home: Path, monkeypatch: pyte
     while not trail(home) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert json.dumps(trail(home)).count('"failed"') == 1
+
+
+def test_the_hardstop_command_delivers_its_p0_before_it_exits(home: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with WebhookServer("slack").running() as slack:
+        env = {**os.environ, "NETTRACE_HOME": str(home), "SLACK_WEBHOOK_URL": slack.url}
+        run = subprocess.run([sys.executable, "-c", "import sys; from nettrace_dagster.cli import main; "
+                              "sys.exit(main())", "hardstop", "on", "--reason", "desk closed"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and run.stdout.strip() == "HARDSTOP on" and run.stderr == ""
+        assert [p["text"] for p in slack.received] == ["[P0] HARDSTOP on (main)\nby cli: desk closed"]

@@ -10,6 +10,7 @@ with `wait=False` it returns at once (the post runs on a daemon thread) — the 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -20,6 +21,19 @@ from nettrace_dagster.settings import SETTINGS, Settings, load_settings
 
 SEVERITIES = ("P0", "P1", "P2", "P3")
 log = logging.getLogger("nettrace.notify")
+# A library logs to whatever the application configured (Dagster's handlers, a service's): never
+# Python's last-resort stderr handler, which would add lines to a command's one-line output.
+log.addHandler(logging.NullHandler())
+
+_pending: list[threading.Thread] = []
+
+
+@atexit.register
+def _drain(timeout_s: float = 10.0) -> None:
+    """A short-lived process (`nettrace hardstop on`) waits, bounded, for its background alerts."""
+    deadline = time.monotonic() + timeout_s
+    for thread in list(_pending):
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 _last_sent: dict[tuple[str, str], float] = {}
 _rate_lock = threading.Lock()
@@ -88,8 +102,8 @@ def _deliver(severity: str, title: str, text: str, settings: Settings, audit_dir
     finally:
         try:
             append_audit(audit_dir or settings.audit_dir, "webhook_audit_trail", record)
-        except Exception:  # noqa: BLE001 - an unwritable audit folder must not reach the caller either
-            log.exception("webhook audit trail unwritable")
+        except Exception as exc:  # noqa: BLE001 - an unwritable audit folder must not reach the caller either
+            log.warning("webhook audit trail unwritable: %s", type(exc).__name__)
 
 
 def alert(severity: str, title: str, text: str, settings: Settings | None = None, wait: bool = True,
@@ -111,14 +125,17 @@ def alert(severity: str, title: str, text: str, settings: Settings | None = None
         if wait:
             _deliver(severity, title, text, settings, audit_dir)
         else:
-            threading.Thread(target=_safe_deliver, args=(severity, title, text, settings, audit_dir), daemon=True,
-                             name="nettrace-alert").start()
-    except Exception:  # noqa: BLE001 - an alert must never take its caller down
-        log.exception("alert failed")
+            thread = threading.Thread(target=_safe_deliver, args=(severity, title, text, settings, audit_dir),
+                                      daemon=True, name="nettrace-alert")
+            _pending[:] = [t for t in _pending if t.is_alive()]
+            _pending.append(thread)
+            thread.start()
+    except Exception as exc:  # noqa: BLE001 - an alert must never take its caller down
+        log.warning("alert failed: %s", type(exc).__name__)
 
 
 def _safe_deliver(severity: str, title: str, text: str, settings: Settings, audit_dir: Path | None) -> None:
     try:
         _deliver(severity, title, text, settings, audit_dir)
-    except Exception:  # noqa: BLE001
-        log.exception("alert failed")
+    except Exception as exc:  # noqa: BLE001
+        log.warning("alert failed: %s", type(exc).__name__)
