@@ -31,7 +31,17 @@ def free_ports(n: int) -> list[int]:
 
 
 def demo_section(settings: Settings, instance: Any = None) -> tuple[dict[str, Any], list[str]]:
-    """`{"release", "status", "stages", "seconds", "history", "nodes_left_running"}` and human lines."""
+    """`({"deploy": {"release", "status", "ok", "stages", "seconds", "history", "nodes_left_running"}},
+    human lines)` — the payload's one key joins `nettrace demo --json`. A rollout that does not
+    succeed raises (after the nodes are stopped): the demo then fails with its one-line reason."""
+    out, lines = run_demo_deploy(settings)
+    if not out.get("ok"):
+        raise RuntimeError(f"release {out['release']} {out['status']}: {'; '.join(out.get('reasons', []))[:300]}")
+    return {"deploy": out}, lines
+
+
+def run_demo_deploy(settings: Settings) -> tuple[dict[str, Any], list[str]]:
+    """The rollout itself; every outcome is returned (nothing raised), with no node left running."""
     from nettrace_dagster.deploy.controller import DeployController, Timing
     from nettrace_dagster.deploy.release import create_release
     from nettrace_dagster.deploy.state import history
@@ -43,7 +53,8 @@ def demo_section(settings: Settings, instance: Any = None) -> tuple[dict[str, An
     timing = Timing(DEMO_STAGE_TIMEOUT_S, DEMO_STAGE_TIMEOUT_S, DEMO_SOAK_S, DEMO_PRIMARY_SOAK_S,
                     float(settings.nettrace_deploy_http_timeout_s), max(float(settings.nettrace_telemetry_max_age_s),
                                                                          3 * tick))
-    out: dict[str, Any] = {"release": None, "status": "error", "stages": [], "seconds": 0.0, "history": []}
+    out: dict[str, Any] = {"release": None, "status": "error", "ok": False, "stages": [], "seconds": 0.0,
+                           "history": []}
     try:
         release = create_release(settings=settings, source="demo")
         out["release"] = release.release_id
