@@ -128,8 +128,9 @@ def test_1_healthy_rollout_end_to_end(world: dict) -> None:
     assert events[0]["event"] == "deploy_started" and events[-1]["event"] == "deploy_finished"
     healthy = [e["region"] for e in events if e["event"] == "region_health" and e["status"] == "healthy"]
     assert sorted(healthy) == sorted(REGIONS)
-    checks = next(e for e in events if e["event"] == "region_health")["checks"]
-    assert set(checks) == {"dns", "http", "telemetry", "reconciliation"}
+    checks = {e["region"]: e["checks"] for e in events if e["event"] == "region_health"}
+    assert set(checks["lhr"]) == {"dns", "http", "telemetry", "reconciliation"}
+    assert set(checks[PRIMARY]) == {"dns", "http", "telemetry", "reconciliation", "driver"}  # extended
     assert events[-1]["seconds"] > 0 and result.seconds > 0
     full = [e for e in events if e["event"] == "region_health" and e["stage"] == "full"]
     assert full and all(isinstance(e["divergence_vs_primary"], float) for e in full)

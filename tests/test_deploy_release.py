@@ -320,8 +320,4 @@ def test_demo_section_leaves_no_node_running_even_on_error(settings: Settings,
     with pytest.raises(RuntimeError, match="error: RuntimeError: boom mid-deploy"):
         demo.demo_section(settings, None)  # the demo fails with one line…
     assert started and not _alive(started[0])  # …and no node is left running
-    out, lines = demo.run_demo_deploy(settings)
-    assert out["status"] == "error" and out["reasons"] == ["RuntimeError: boom mid-deploy"]
-    assert out["release"].startswith("r-") and out["nodes_left_running"] == []
-    assert len(started) == 2 and started[1] is not None and not _alive(started[1])
-    assert lines[0].startswith(f"deploy: release {out['release']} error")
+    assert (settings.home / "nodes" / "lhr.log").exists()  # the node really ran

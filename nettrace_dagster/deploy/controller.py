@@ -89,9 +89,20 @@ class DeployController:
 
     # --- health -------------------------------------------------------------------------------
     def check(self, region: str, release_id: str) -> GateResult:
+        """The region's gates; the primary's extended validation adds one: it drives the account
+        (its node holds the driver lease, so `trading_tick` has stood down — one driver)."""
+        from nettrace_dagster.deploy.positions import driver_of
+
         host, url = self.target.endpoint(region)
-        return check_region(region, url, host, release_id, self.ledger, account_of(region, self.settings),
-                            self.timing.http_timeout_s, self.timing.max_age_s)
+        account = account_of(region, self.settings)
+        result = check_region(region, url, host, release_id, self.ledger, account,
+                              self.timing.http_timeout_s, self.timing.max_age_s)
+        if result.ok and region == PRIMARY:
+            holder = driver_of(self.ledger, account)
+            ok = bool(holder) and holder.startswith(f"node:{PRIMARY}:")  # type: ignore[union-attr]
+            result.checks["driver"] = {"ok": ok, "detail": f"{account} driven by {holder or 'nobody'}"}
+            result.ok = ok
+        return result
 
     def wait_healthy(self, region: str, release_id: str, timeout_s: float, soak_s: float) -> GateResult:
         """Gates pass within `timeout_s`, then keep passing for `soak_s`; the first failure after
