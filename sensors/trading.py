@@ -19,6 +19,16 @@ ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dagste
           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
+def node_driver() -> str | None:
+    """The execution node holding the account's driver lease, if any (one driver per account)."""
+    from nettrace_dagster.deploy.node import account_of
+    from nettrace_dagster.deploy.positions import driver_of
+    from nettrace_dagster.ledger.db import ledger_of
+
+    settings = load_settings()
+    return driver_of(ledger_of(settings), account_of("ewr", settings))
+
+
 def newest_candles_event(instance: dg.DagsterInstance) -> dg.EventLogRecord | None:
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=candles.key), limit=1).records
     return records[0] if records else None
@@ -35,6 +45,9 @@ def trading_on_new_candles(context: dg.SensorEvaluationContext) -> dg.RunRequest
     seen = int(context.cursor) if context.cursor else 0
     if newest.storage_id <= seen:
         return dg.SkipReason(f"no new candles since event {seen}: nothing to trade")
+    driver = node_driver()
+    if driver:
+        return dg.SkipReason(f"execution node {driver} drives the account (its lease is live): trading_tick stands down")
     running = context.instance.get_run_records(dg.RunsFilter(job_name=trading_tick.name, statuses=ACTIVE), limit=1)
     if running:
         return dg.SkipReason(f"new candles wait: trading_tick run {running[0].dagster_run.run_id} is still "

@@ -90,6 +90,19 @@ class RiskGate:
             self._stage(s, events)
         if events:
             self.flush_audit()
+            self._alert_hardstop(events)
+
+    def _alert_hardstop(self, events: list[Event]) -> None:
+        """HARDSTOP latched (committed): a P0 alert, posted on a background thread so the trading
+        path neither waits for a webhook nor sees its failure."""
+        for name, fields in events:
+            if name == "hardstop_on":
+                from nettrace_dagster.notify import alert
+
+                reasons = fields.get("reasons") or []
+                why = "; ".join(map(str, reasons)) if isinstance(reasons, list | tuple) else str(reasons)
+                alert("P0", f"HARDSTOP on ({self.account})", f"by {fields.get('by', '?')}: {why}",
+                      wait=False, audit_dir=self.audit_dir)
 
     def _stage(self, s: Session, events: list[Event]) -> None:
         if self.audit_dir is None:
