@@ -30,7 +30,7 @@ import polars as pl
 from nettrace_dagster.audit import append_audit
 from nettrace_dagster.discovery import sources as src
 from nettrace_dagster.discovery.fetch import FetchError, FetchLimits, fetch_bytes
-from nettrace_dagster.discovery.parse import FeedError, RawItem, clean_text
+from nettrace_dagster.discovery.parse import FeedError, PartialFeed, RawItem, clean_text
 from nettrace_dagster.market.lake import Lake, write_parquet_atomic
 
 ASSET = "raw_opportunities"
@@ -176,6 +176,9 @@ def _read_source(settings: Any, name: str, store: OpportunityStore, limits: Fetc
             except FetchError as exc:
                 failures.append(str(exc))
                 continue
+            except PartialFeed as exc:  # reported, and what feedparser recovered is kept
+                failures.append(f"{location.label}: {exc}")
+                items = exc.items
             except FeedError as exc:
                 failures.append(f"{location.label}: {exc}")
                 continue

@@ -35,6 +35,19 @@ class FeedError(Exception):
     """A response that is not a usable feed; one line."""
 
 
+class PartialFeed(FeedError):
+    """A malformed feed from which feedparser still recovered entries: they are kept (`items`), and
+    the source is reported as failing with this one line."""
+
+    def __init__(self, message: str, items: list[RawItem]) -> None:
+        super().__init__(message)
+        self.items = items
+
+
+# feedparser's bozo exceptions that say nothing is wrong with the XML itself.
+_BENIGN = ("CharacterEncodingOverride", "NonXMLContentType")
+
+
 @dataclass
 class RawItem:
     """One entry as a source gives it, before normalization."""
@@ -82,7 +95,13 @@ def parse_feed(data: bytes, max_items: int = 200) -> list[RawItem]:
                              published=_time(entry.get("published_parsed") or entry.get("updated_parsed")),
                              tags=tags))
     if not items:
+        if parsed.get("bozo"):
+            raise FeedError(f"malformed feed ({_one_line(parsed.get('bozo_exception'))}); no usable entries")
         raise FeedError("feed entries carry no title or text")
+    problem = parsed.get("bozo_exception")
+    if parsed.get("bozo") and type(problem).__name__ not in _BENIGN:
+        raise PartialFeed(f"malformed feed ({_one_line(problem) or 'unparseable'}); kept the {len(items)} "
+                          f"entr{'y' if len(items) == 1 else 'ies'} recovered", items)
     return items
 
 
