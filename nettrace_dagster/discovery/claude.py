@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anthropic
-import httpx
 
 
 class ClaudeUnavailable(Exception):
@@ -46,9 +45,9 @@ def config_from(settings: Any) -> ClaudeConfig | None:
 
 def ask(config: ClaudeConfig, system: str, prompt: str, max_tokens: int = 4096) -> str:
     """The text of Claude's reply to `prompt`; ClaudeUnavailable (one line) otherwise."""
+    # A plain number: anthropic 2.x runs on httpx2 and refuses httpx's Timeout objects.
     client = anthropic.Anthropic(api_key=config.api_key, base_url=config.base_url or None,
-                                 timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)),
-                                 max_retries=config.max_retries)
+                                 timeout=config.timeout, max_retries=config.max_retries)
     try:
         reply = client.messages.create(model=config.model, max_tokens=max_tokens, system=system,
                                        messages=[{"role": "user", "content": prompt}])
