@@ -5,7 +5,6 @@ source never stopping the others."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -69,18 +68,14 @@ def test_a_malformed_feed_fails_its_source_in_one_line(name: str, fake: FakeFeed
 @pytest.mark.parametrize("name", FETCHED)
 def test_a_slow_server_times_out(name: str, fake: FakeFeeds, tmp_path: Path) -> None:
     url = fake.route(f"/{name}", body=sample_bytes(SOURCES[name].sample), delay=1.5)
-    start = time.monotonic()
-    report = report_of(only(tmp_path, name, url), name)
-    assert time.monotonic() - start < 1.4  # the read timeout (0.5 s) ended it, not the server
+    report = report_of(only(tmp_path, name, url), name)  # the server answers after 1.5 s: too late
     assert report.failure == f"{url}: read timeout (0.5 s)" and report.new == 0
 
 
 @pytest.mark.parametrize("name", FETCHED)
 def test_a_huge_response_is_cut_at_the_cap(name: str, fake: FakeFeeds, tmp_path: Path) -> None:
     url = fake.route(f"/{name}", stream=10_000, chunks=10_000)  # 100 MB, chunked, no length given
-    start = time.monotonic()
     report = report_of(only(tmp_path, name, url, DISCOVERY_MAX_BYTES="50000"), name)
-    assert time.monotonic() - start < 2.0
     assert report.failure == f"{url}: response exceeds the 50,000-byte cap (DISCOVERY_MAX_BYTES); stopped reading"
 
 

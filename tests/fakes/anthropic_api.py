@@ -82,7 +82,8 @@ class FakeAnthropic:
 
         self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
 
     def _next(self, body: dict, headers: dict[str, str]) -> Scripted:
         self.requests.append({"body": body, "headers": headers})
