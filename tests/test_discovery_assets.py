@@ -117,3 +117,14 @@ def test_opportunity_submit(home: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["opportunity", "submit", "--title", "  "]) == 2
     assert main(["opportunity", "list", "--json"]) == 0
     capsys.readouterr()
+
+
+def test_with_every_source_off_the_assets_still_materialize(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nettrace_dagster.discovery.sources import SOURCES
+    from nettrace_dagster.settings import load_settings
+
+    for name in SOURCES:
+        monkeypatch.setenv(f"DISCOVERY_{name.upper()}_ENABLED", "0")
+    result = materialize(load_settings(), dg.DagsterInstance.ephemeral())
+    assert result.output_for_node("generated_strategies") == []
+    assert result.asset_materializations_for_node("scored_opportunities")[0].metadata["rows"].value == 0

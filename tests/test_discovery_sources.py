@@ -192,3 +192,11 @@ def test_the_inbox_stores_good_files_and_sets_bad_ones_aside(tmp_path: Path) -> 
     assert (inbox / "notes.bin").exists()
     titles = sorted(store_for(settings).read("inbox")["title"])
     assert titles == ["ETH momentum on 4h bars", "SOL mean reversion"]
+
+
+def test_entities_hidden_behind_a_comment_are_refused_too() -> None:
+    from nettrace_dagster.discovery.parse import FeedError, parse_feed
+
+    body = BILLION_LAUGHS.replace(b"<!DOCTYPE", b"<!-- <rss> --><!DOCTYPE", 1)
+    with pytest.raises(FeedError, match="hostile XML refused"):
+        parse_feed(body)

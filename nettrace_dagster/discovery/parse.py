@@ -24,9 +24,8 @@ from typing import Any
 
 import feedparser
 
-# Declarations in the prolog (before the root element) that a feed has no use for.
+# A declaration no feed has a use for.
 _DTD_ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_ROOT = re.compile(rb"<[A-Za-z]")
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 
@@ -62,8 +61,9 @@ class RawItem:
 
 
 def refuse_hostile_xml(data: bytes) -> None:
-    head = data[:_ROOT.search(data).start()] if _ROOT.search(data) else data[:65536]
-    if _DTD_ENTITY.search(head):
+    # The whole document, not just the prolog: a `<x` hidden in a comment before the DTD would
+    # end a prolog-only search early. Text in a feed has `<` escaped, so only markup matches.
+    if _DTD_ENTITY.search(data):
         raise FeedError("hostile XML refused: the document declares DTD entities (billion laughs / "
                         "external entity pattern)")
 
