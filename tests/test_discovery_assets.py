@@ -128,3 +128,13 @@ def test_with_every_source_off_the_assets_still_materialize(home: Path, monkeypa
     result = materialize(load_settings(), dg.DagsterInstance.ephemeral())
     assert result.output_for_node("generated_strategies") == []
     assert result.asset_materializations_for_node("scored_opportunities")[0].metadata["rows"].value == 0
+
+
+def test_demo_section_form(settings: Settings) -> None:
+    from nettrace_dagster.discovery.demo import demo_section
+
+    instance = dg.DagsterInstance.ephemeral()
+    materialize(settings, instance)
+    payload, lines = demo_section(settings, instance)
+    assert payload["discovery"]["opportunities"] == 16 and payload["discovery"]["generated"] >= 1
+    assert lines[0].startswith("  discovery: 16 opportunities, 16 scored")

@@ -33,3 +33,12 @@ def demo_counts(settings: Any, instance: dg.DagsterInstance) -> dict[str, int]:
                   "above_threshold": int(df["above_threshold"].sum()) if df is not None and df.height else 0}
     return {"opportunities": int(opportunities), "scored": int(scored.get("rows", 0)),
             "above_threshold": int(scored.get("above_threshold", 0)), "generated": int(generated.get("count", 0))}
+
+
+def demo_section(settings: Any, instance: dg.DagsterInstance) -> tuple[dict[str, Any], list[str]]:
+    """The demo's extension-point form (`DEMO_SECTIONS` entry "nettrace_dagster.discovery.demo:demo_section"):
+    the `discovery` key and one summary line. Validation's counts join the same key at merge."""
+    counts = demo_counts(settings, instance)
+    line = (f"  discovery: {counts['opportunities']} opportunities, {counts['scored']} scored, "
+            f"{counts['above_threshold']} at or above the threshold, {counts['generated']} strategies generated")
+    return {"discovery": counts}, [line]
