@@ -118,6 +118,30 @@ def _schedule_minutes(minutes: int) -> str | None:
     return None
 
 
+def _urls(value: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    for url in (u.strip() for u in value.split(",") if u.strip()):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"{url!r} is not an http(s) URL"
+    return None
+
+
+def _api_base_url(value: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    if not value.strip():
+        return None
+    parts = urlsplit(value.strip())
+    # The API key travels with every request: plain http only to this machine.
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return "expected an https URL, or http://127.0.0.1:PORT for a loopback fake"
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("NETTRACE_HOME", "./.nettrace", Path, "All state: Parquet lake, DuckDB, ledger, audit logs, DAGSTER_HOME.",
             check=_folder),
@@ -227,6 +251,46 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FLY_API_TOKEN", "", str, "Fly.io API token for the `fly` deploy target (never logged).", secret=True),
     Setting("NETTRACE_FLY_APP", "nettrace", str, "Fly app name prefix: region R runs in app `<prefix>-R`."),
     Setting("NETTRACE_FLY_IMAGE", "registry.fly.io/nettrace:latest", str, "Image the `fly` target deploys."),
+    # Discovery (issue 11): sources, fetching, scoring, code generation.
+    *(Setting(f"DISCOVERY_{name}_ENABLED", "1", bool, f"Discover from {what}.")
+      for name, what in (("ARXIV", "arXiv (q-fin.TR, q-fin.CP, stat.ML)"), ("REDDIT", "Reddit RSS (trading communities)"),
+                         ("SEC", "SEC EDGAR Atom feeds"), ("UPGRADES", "chain-client release feeds (network upgrades)"),
+                         ("DEFILLAMA", "DefiLlama's protocol list (DeFi launches)"),
+                         ("SOCIAL", "social posts through DISCOVERY_SOCIAL_URL (an RSS bridge)"),
+                         ("INBOX", "the inbox folder NETTRACE_HOME/inbox (.txt, .md, .json)"))),
+    *(Setting(f"DISCOVERY_{name}_URL", "", str,
+              f"Feed URL(s) of {name.lower()}, comma separated; fetched on any profile. Empty: the shipped sample "
+              f"on `local`, {live} on `live`.", check=_urls)
+      for name, live in (("ARXIV", "the arXiv API"), ("REDDIT", "r/algotrading and r/CryptoMarkets"),
+                         ("SEC", "EDGAR's latest 8-K filings"), ("UPGRADES", "go-ethereum, bitcoin and agave releases"),
+                         ("DEFILLAMA", "api.llama.fi/protocols"), ("SOCIAL", "nothing (no free X/Twitter API)"))),
+    Setting("DISCOVERY_MAX_BYTES", "16000000", int, "Largest feed response read, bytes; a larger one fails its source.",
+            bounds=Range(1024, 1_000_000_000)),
+    Setting("DISCOVERY_CONNECT_TIMEOUT_S", "5", float, "Seconds to connect to a feed server.",
+            bounds=Range(0.1, 300)),
+    Setting("DISCOVERY_READ_TIMEOUT_S", "20", float, "Seconds a feed server may stay silent mid-response.",
+            bounds=Range(0.1, 600)),
+    Setting("DISCOVERY_MAX_RETRIES", "2", int, "Retries of a feed fetch after a timeout, connection error or 5xx.",
+            bounds=Range(0, 10)),
+    Setting("DISCOVERY_USER_AGENT", "NetTrace-discovery/0.1 (set a contact here for SEC EDGAR)", str,
+            "User-Agent of feed requests (SEC EDGAR asks for a contact address)."),
+    Setting("DISCOVERY_INTERVAL_MINUTES", "360", int, "Interval of the discovery schedule (a divisor of 60 or whole hours).",
+            bounds=Range(1, 1440), check=_schedule_minutes),
+    Setting("DISCOVERY_MAX_GENERATED", "5", int, "Most strategies generated per discovery run (best scores first).",
+            bounds=Range(0, 1000)),
+    Setting("OPPORTUNITY_MIN_SCORE_FOR_SUBMISSION", "0.65", float,
+            "Weighted score at or above which an opportunity gets strategy code generated.", bounds=SHARE),
+    Setting("OPPORTUNITY_CLAUDE_SCORING", "1", bool,
+            "With ANTHROPIC_API_KEY set, blend Claude's per-criterion scores with the heuristic ones."),
+    Setting("CODEGEN_MODE", "", str, "`template`, `claude` or `hybrid`. Empty: claude on `live` with a key, else "
+            "template. Without ANTHROPIC_API_KEY it is always template.", ("", "template", "claude", "hybrid")),
+    Setting("ANTHROPIC_API_KEY", "", str, "Claude API key for code generation and scoring (never logged).", secret=True),
+    Setting("ANTHROPIC_MODEL", "claude-sonnet-4-5", str, "Claude model used for generation and scoring."),
+    Setting("ANTHROPIC_BASE_URL", "", str, "Messages API base URL (tests, proxies): https, or http on loopback only. "
+            "Empty: Anthropic's.", check=_api_base_url),
+    Setting("ANTHROPIC_TIMEOUT_S", "60", float, "Seconds one Claude request may take.", bounds=Range(1, 600)),
+    Setting("ANTHROPIC_MAX_RETRIES", "2", int, "SDK retries on 408/409/429/5xx/529 before falling back.",
+            bounds=Range(0, 10)),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

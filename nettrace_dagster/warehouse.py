@@ -50,7 +50,7 @@ _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.I
 # The column a partitioned asset's view names its partition key by (from the file name, which wins
 # over a column of the same name inside the file). Every partitioned asset today is partitioned by
 # symbol, so every view says `symbol`; an asset partitioned by something else names its own here.
-PARTITION_COLUMNS: dict[str, str] = {}
+PARTITION_COLUMNS: dict[str, str] = {"raw_opportunities": "source"}  # one file per discovery source
 SYMBOL_COLUMN = "symbol"
 READ_ONLY = "the warehouse is read-only: give one SELECT (or WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)"
 
