@@ -191,6 +191,11 @@ SETTINGS: tuple[Setting, ...] = (
             bounds=Range(-1.0, 1.0)),
     Setting("PARAM_OPT_MAX_DAILY_LOSS_USD", "5.0", float, "Daily loss limit (Rule 1); may only be tightened.",
             bounds=Range(0, 1e9, low_open=True)),
+    Setting("VALIDATION_SANDBOX_TIMEOUT_S", "30", float,
+            "Wall clock (and CPU seconds) of one sandboxed strategy run; may only be shortened.",
+            bounds=Range(1, 30)),
+    Setting("VALIDATION_SANDBOX_MEMORY_MB", "1024", int, "Resident memory of one sandboxed strategy run (cgroup).",
+            bounds=Range(128, 16384)),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
