@@ -22,6 +22,7 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
+from nettrace_dagster.json_io import JsonIOManager
 from nettrace_dagster.market.lake import AtomicParquetIOManager, Lake
 from nettrace_dagster.market.sources import CandleSource, make_source
 from nettrace_dagster.regimes import RegimeConfig
@@ -169,6 +170,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     lake = str(settings.lake_dir)
     resources: dict[str, Any] = {
         "io_manager": AtomicParquetIOManager(base_dir=lake),
+        "json_io_manager": JsonIOManager(base_dir=lake),
         "market": MarketDataResource(
             **_market_defaults(settings), sim_seed=settings.nettrace_sim_seed, sim_bars=settings.nettrace_sim_bars,
             ccxt_history_days=settings.nettrace_ccxt_history_days,

@@ -251,3 +251,4 @@ class TraderCursor(Base):
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
     symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_bar_ms: Mapped[int] = mapped_column(BigInteger)
+from nettrace_dagster.ledger import review_tables  # noqa: E402,F401

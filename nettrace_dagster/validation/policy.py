@@ -64,7 +64,7 @@ FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset({
     "registry", "builtin", "templating", "nb", "numba", "llvmlite", "modules", "environ", "getenv",
     "putenv", "system", "popen", "spawn", "fork", "kill", "remove", "unlink", "rmdir", "rename", "chmod",
     "chown", "exec_module", "import_module", "load_module", "loader", "spec",
-    "os", "sys", "subprocess", "socket", "shutil", "pathlib", "importlib", "ctypes", "builtins", "inspect",
+    "os", "sys", "subprocess", "socket", "shutil", "pathlib", "importlib", "builtins", "inspect",
     "pickle", "marshal", "codecs", "base64", "threading", "multiprocessing", "gc", "tempfile", "runpy",
 })
 FORBIDDEN_ATTRIBUTE_PREFIXES: tuple[str, ...] = ("read_", "scan_", "write_", "sink_", "save", "load")

@@ -76,7 +76,8 @@ class SandboxResult:
     signals: dict[str, np.ndarray] | None = None
     checks: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0  # wall time of the whole sandboxed run, start-up included
-    startup_seconds: float | None = None  # until the child reached strategy code
+    startup_seconds: float | None = None  # until the child reached strategy code (walls up)
+    marks: dict[str, float] = field(default_factory=dict)  # child milestones, seconds after the start
     exit_code: int | None = None
     killed: str | None = None  # "wall clock" | "cpu" | "memory" | signal name, when it was killed
     limits: dict[str, str] = field(default_factory=dict)  # which walls were up
@@ -96,7 +97,7 @@ def scrubbed_env(scratch: Path) -> dict[str, str]:
     """Nothing from the parent's environment: no keys, no NETTRACE_*, no proxies."""
     return {"PATH": "/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch), "LANG": "C.UTF-8",
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
-            "POLARS_MAX_THREADS": "2", "NUMBA_CACHE_DIR": str(scratch / ".numba")}
+            "POLARS_MAX_THREADS": "2"}
 
 
 class _Cgroup:
@@ -237,6 +238,8 @@ def run_sandbox(source: str, candles: pl.DataFrame, *, params: dict[str, Any] | 
                 code = proc.wait()
         seconds = time.monotonic() - started
         result = _read_result(scratch, code, killed, seconds, limits, cgroup)
+        result.marks = {k: round(v - started, 4) for k, v in result.marks.items() if isinstance(v, int | float)}
+        result.startup_seconds = result.marks.get("ready")
         result.limits = {"namespaces": "pid, mount, net", "rlimits": "cpu, as, fsize, nofile, nproc, core",
                          "cgroup": ", ".join(cgroup.controllers) or "unavailable (rlimits only)",
                          "lockdown": "read-only fs, seccomp, no capabilities" if lockdown else "off"}
@@ -274,11 +277,13 @@ def _read_result(scratch: Path, code: int, killed: str | None, seconds: float, l
         data = json.loads(out_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return SandboxResult(False, "the sandboxed run's result is not JSON", seconds=seconds, exit_code=code)
+    marks = data.get("marks") if isinstance(data, dict) and isinstance(data.get("marks"), dict) else {}
     if not isinstance(data, dict) or not data.get("ok"):
         error = data.get("error") if isinstance(data, dict) else None
-        return SandboxResult(False, str(error or "the strategy failed")[:500], seconds=seconds, exit_code=code)
+        return SandboxResult(False, str(error or "the strategy failed")[:500], seconds=seconds, exit_code=code,
+                             marks=marks)
     return SandboxResult(True, None, data.get("strategy"), _arrays(data.get("signals")),
-                         data.get("checks") or {}, seconds, exit_code=code)
+                         data.get("checks") or {}, seconds, exit_code=code, marks=marks)
 
 
 def _kill_reason(code: int, cgroup: _Cgroup) -> str | None:

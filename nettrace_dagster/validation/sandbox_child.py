@@ -96,6 +96,7 @@ def _run(request: dict[str, Any], candles: Any, source: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    marks = {"boot": time.monotonic()}  # CLOCK_MONOTONIC: comparable with the parent's clock
     scratch = Path.cwd()
     request = json.loads((scratch / REQUEST).read_text())
     import polars as pl
@@ -104,17 +105,21 @@ def main() -> None:
     from nettrace_dagster.validation.lockdown import lock_down
 
     _preload()
+    marks["imported"] = time.monotonic()
     candles = pl.read_parquet(scratch / CANDLES)
     _warm_up(candles.head(60))
+    marks["warm"] = time.monotonic()
     source = (scratch / SOURCE).read_text(encoding="utf-8")
     if request.get("lockdown", True):
         lock_down(str(scratch), list(request.get("hide", [])), list(request.get("keep", [])))
+    marks["ready"] = time.monotonic()
     try:
         result = _run(request, candles, source)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - whatever the strategy raised, SystemExit included
         result = {"ok": False, "error": describe_exception(exc)}
+    result["marks"] = marks
     (scratch / OUTPUT).write_text(json.dumps(result, default=str))
 
 
