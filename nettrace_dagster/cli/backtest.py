@@ -98,7 +98,6 @@ def load_strategy(spec: str) -> Strategy:
 def handle(args: argparse.Namespace) -> int:
     from nettrace_dagster.backtest import EngineParams, run_backtest, split_params
     from nettrace_dagster.backtest.engine import current_rules, gate_thresholds
-
     from nettrace_dagster.validation.sandboxed import StrategyRejected
 
     params = parse_params(args.params)

@@ -63,7 +63,7 @@ def validate_source(source: str, path: str, sha256: str | None = None, *, limits
     report = ValidationReport(path, sha256 or hashlib.sha256(source.encode("utf-8")).hexdigest())
     tree, static = parse(source, path)
     report.layers.append(static)
-    if tree is not None:
+    if tree is not None and static.passed:
         for layer in STATIC_LAYERS:
             result = layer(source, tree, path)
             report.layers.append(result)
