@@ -79,6 +79,7 @@ class SandboxResult:
     startup_seconds: float | None = None  # until the child reached strategy code (walls up)
     marks: dict[str, float] = field(default_factory=dict)  # child milestones, seconds after the start
     exit_code: int | None = None
+    cpu_seconds: float = 0.0  # CPU time of every process of the run
     killed: str | None = None  # "wall clock" | "cpu" | "memory" | signal name, when it was killed
     limits: dict[str, str] = field(default_factory=dict)  # which walls were up
 
@@ -229,15 +230,12 @@ def run_sandbox(source: str, candles: pl.DataFrame, *, params: dict[str, Any] | 
             proc = subprocess.Popen([*command, sys.executable, "-I", "-c", BOOT, str(PACKAGE_ROOT)],
                                     cwd=scratch, env=scrubbed_env(scratch), stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=err, start_new_session=True, preexec_fn=preexec, close_fds=True)
-            killed = None
-            try:
-                code = proc.wait(timeout=limits.wall_s)
-            except subprocess.TimeoutExpired:
-                killed = "wall clock"
-                _kill_group(proc)
-                code = proc.wait()
+            code, cpu, killed = _wait(proc, started + limits.wall_s)
         seconds = time.monotonic() - started
+        if killed is None and code != 0 and cpu >= limits.cpu_s - 0.05:
+            killed = "cpu"  # SIGXCPU; unshare does not always pass the child's signal on in its status
         result = _read_result(scratch, code, killed, seconds, limits, cgroup)
+        result.cpu_seconds = cpu
         result.marks = {k: round(v - started, 4) for k, v in result.marks.items() if isinstance(v, int | float)}
         result.startup_seconds = result.marks.get("ready")
         result.limits = {"namespaces": "pid, mount, net", "rlimits": "cpu, as, fsize, nofile, nproc, core",
@@ -247,6 +245,23 @@ def run_sandbox(source: str, candles: pl.DataFrame, *, params: dict[str, Any] | 
     finally:
         cgroup.remove()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int, float, str | None]:
+    """(exit status, CPU seconds of the whole sandbox, "wall clock" if it had to be killed).
+    wait4 on `unshare` reports the CPU of every process it reaped (the PID namespace's init,
+    which reaped the rest), and only this run's: parallel runs in other threads do not mix in."""
+    killed = None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            break
+        if time.monotonic() >= deadline and killed is None:
+            killed = "wall clock"
+            _kill_group(proc)
+        time.sleep(0.01)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime, killed
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -1,4 +1,4 @@
-"""Hostile: a child leaves the process group with setsid() and writes a file after the run ended."""
+"""Hostile: a child leaves the process group with setsid() and keeps writing a file after the run ended."""
 import os
 import time
 
@@ -12,8 +12,9 @@ class SetsidEscape(Strategy):
     def signals(self, candles, params):
         if os.fork() == 0:
             os.setsid()
-            time.sleep(1.0)
-            with open("@@MARKER@@", "w") as fh:
-                fh.write("escaped")
-            os._exit(0)
+            while True:
+                with open("@@MARKER@@", "w") as fh:
+                    fh.write("escaped")
+                time.sleep(0.05)
+        time.sleep(0.3)  # let the escapee write once while the run is alive
         return Signals.empty(len(candles))
