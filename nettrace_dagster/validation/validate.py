@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import time
 from functools import lru_cache
@@ -11,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from nettrace_dagster.strategies.base import Signals, StrategyError
-from nettrace_dagster.validation.layers import STATIC_LAYERS, parse
+from nettrace_dagster.validation.layers import STATIC_LAYERS, Layer, parse
 from nettrace_dagster.validation.report import LayerResult, UnusableInput, ValidationReport
 from nettrace_dagster.validation.sandbox import Limits, SandboxResult, SandboxUnavailable, run_sandbox
 
@@ -43,7 +44,7 @@ def read_source(path: Path | str) -> tuple[str, bytes]:
     if not raw.strip():
         raise UnusableInput(f"{path}: is empty")
     try:
-        return raw.decode("utf-8"), raw
+        return raw.decode("utf-8-sig"), raw  # a BOM is UTF-8 too
     except UnicodeDecodeError as exc:
         raise UnusableInput(f"{path}: is not UTF-8 text (byte {exc.start})") from None
 
@@ -65,7 +66,7 @@ def validate_source(source: str, path: str, sha256: str | None = None, *, limits
     report.layers.append(static)
     if tree is not None and static.passed:
         for layer in STATIC_LAYERS:
-            result = layer(source, tree, path)
+            result = _run_layer(layer, source, tree, path)
             report.layers.append(result)
             if not result.passed:
                 break
@@ -75,6 +76,17 @@ def validate_source(source: str, path: str, sha256: str | None = None, *, limits
             report.strategy = strategy
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _run_layer(layer: Layer, source: str, tree: ast.Module, path: str) -> LayerResult:
+    """A layer's verdict; code it cannot even walk (nested past the interpreter's recursion
+    limit, say) is rejected by that layer with one line, never a traceback."""
+    try:
+        return layer(source, tree, path)
+    except (RecursionError, MemoryError) as exc:
+        return LayerResult(layer.__name__, False, [f"cannot be checked: {type(exc).__name__} (nested too deeply?)"])
+    except Exception as exc:  # noqa: BLE001 - an unforeseen construct: reject, say what happened
+        return LayerResult(layer.__name__, False, [f"cannot be checked: {type(exc).__name__}: {exc}"[:300]])
 
 
 def limits_from_settings() -> Limits:
