@@ -66,6 +66,8 @@ FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset({
     "chown", "exec_module", "import_module", "load_module", "loader", "spec",
     "os", "sys", "subprocess", "socket", "shutil", "pathlib", "importlib", "builtins", "inspect",
     "pickle", "marshal", "codecs", "base64", "threading", "multiprocessing", "gc", "tempfile", "runpy",
+    # reachable through allowed modules: dataclasses.types.CodeType, concurrent.futures.process …
+    "types", "process", "dependencies", "copyreg", "weakref", "CodeType", "FunctionType",
 })
 FORBIDDEN_ATTRIBUTE_PREFIXES: tuple[str, ...] = ("read_", "scan_", "write_", "sink_", "save", "load")
 
