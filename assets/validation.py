@@ -29,7 +29,7 @@ def _cell(text: str) -> str:
 
 
 @dg.asset(ins={"generated_strategies": dg.AssetIn()}, group_name="discovery", io_manager_key="json_io_manager",
-          kinds={"python"})
+          kinds={"python"}, automation_condition=dg.AutomationCondition.eager())
 def validated_strategies(context: dg.AssetExecutionContext, generated_strategies: list) -> dg.Output[list]:
     """Every generated strategy after the six validation layers (static, security, conventions,
     integration, coverage, a sandboxed run on sample candles): `validated` ones (and those a
