@@ -9,7 +9,7 @@ child runs with:
   that called setsid() — dies when the sandbox is killed;
 - a scrubbed environment (no API keys, no NETTRACE_*), the scratch folder as cwd and HOME, and
   stdout/stderr to files in it (an escaped child holding a pipe cannot hang the parent);
-- rlimits: CPU seconds, address space, file size, open files, processes, no core dumps; and,
+- rlimits (util-linux `prlimit`): CPU seconds, address space, file size, open files, processes, no core dumps; and,
   where the cgroup v1 `pids` and `memory` controllers are writable (root), a per-run cgroup
   capping processes and resident memory (RLIMIT_NPROC means nothing to root);
 - a 30 s wall clock (VALIDATION_SANDBOX_TIMEOUT_S may shorten it), after which the whole
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -32,7 +31,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,12 +125,6 @@ class _Cgroup:
     def controllers(self) -> list[str]:
         return [p.parent.name for p in self.paths]
 
-    def join(self) -> None:
-        """In the child between fork and exec: move this process into every group."""
-        for path in self.paths:
-            with open(path / "cgroup.procs", "w") as fh:
-                fh.write(str(os.getpid()))
-
     def oom_killed(self) -> bool:
         for path in self.paths:
             events = path / "memory.oom_control"
@@ -169,15 +161,26 @@ class _Cgroup:
                 time.sleep(0.02)
 
 
-def _rlimits(limits: Limits) -> Callable[[], None]:
-    def apply() -> None:
-        mb = 1024 * 1024
-        for which, value in ((resource.RLIMIT_CPU, limits.cpu_s), (resource.RLIMIT_AS, limits.address_space_mb * mb),
-                             (resource.RLIMIT_FSIZE, limits.file_mb * mb), (resource.RLIMIT_CORE, 0),
-                             (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_NPROC, limits.processes)):
-            hard = value + 1 if which == resource.RLIMIT_CPU else value  # SIGXCPU at soft, SIGKILL at hard
-            resource.setrlimit(which, (value, hard))
-    return apply
+JOIN_SCRIPT = 'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"'
+
+
+def _join_cgroups(cgroup: _Cgroup) -> list[str]:
+    """`sh -c` that moves itself into each group, then execs the rest (children inherit groups)."""
+    if not cgroup.paths:
+        return []
+    return ["/bin/sh", "-c", JOIN_SCRIPT, "sandbox", *(str(p / "cgroup.procs") for p in cgroup.paths), "--"]
+
+
+def _prlimit(limits: Limits) -> list[str]:
+    """util-linux `prlimit` running the rest under the rlimits (SIGXCPU at the soft CPU limit,
+    SIGKILL a second later)."""
+    exe = shutil.which("prlimit")
+    if exe is None:
+        raise SandboxUnavailable("the `prlimit` program (util-linux) is not installed")
+    mb = 1024 * 1024
+    return [exe, f"--cpu={limits.cpu_s}:{limits.cpu_s + 1}", f"--as={limits.address_space_mb * mb}",
+            f"--fsize={limits.file_mb * mb}", "--core=0", f"--nofile={limits.open_files}",
+            f"--nproc={limits.processes}", "--"]
 
 
 def hidden_paths(extra: list[Path] | None = None) -> list[str]:
@@ -224,12 +227,12 @@ def run_sandbox(source: str, candles: pl.DataFrame, *, params: dict[str, Any] | 
             "mode": mode, "params": params or {}, "lockdown": lockdown,
             "hide": hidden_paths(hide), "keep": keep_paths()}, default=str))
         with open(scratch / "stdout.txt", "wb") as out, open(scratch / "stderr.txt", "wb") as err:
-            def preexec() -> None:
-                _rlimits(limits)()
-                cgroup.join()
-            proc = subprocess.Popen([*command, sys.executable, "-I", "-c", BOOT, str(PACKAGE_ROOT)],
-                                    cwd=scratch, env=scrubbed_env(scratch), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=err, start_new_session=True, preexec_fn=preexec, close_fds=True)
+            # No preexec_fn (unsafe with threads: validate_batch runs two sandboxes at once): a
+            # shell joins the cgroups, prlimit sets the rlimits, and each execs the next.
+            argv = [*_join_cgroups(cgroup), *_prlimit(limits), *command, sys.executable, "-I", "-c", BOOT,
+                    str(PACKAGE_ROOT)]
+            proc = subprocess.Popen(argv, cwd=scratch, env=scrubbed_env(scratch), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=err, start_new_session=True, close_fds=True)
             code, cpu, killed = _wait(proc, started + limits.wall_s)
         seconds = time.monotonic() - started
         if killed is None and code != 0 and cpu >= limits.cpu_s - 0.05:
