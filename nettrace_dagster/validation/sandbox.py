@@ -185,10 +185,10 @@ def _prlimit(limits: Limits) -> list[str]:
 
 def hidden_paths(extra: list[Path] | None = None) -> list[str]:
     """Folders the strategy must not see: NETTRACE_HOME, the ledger's folder, sockets, the
-    parent's home, other sandboxes' scratch folders."""
+    parent's home (each only where it holds nothing the child needs)."""
     from nettrace_dagster.settings import load_settings
 
-    out: list[Path] = [Path("/run"), Path("/var/run"), Path("/root"), Path("/home"), Path(tempfile.gettempdir())]
+    out: list[Path] = [Path("/run"), Path("/var/run"), Path("/root"), Path("/home")]
     try:
         settings = load_settings()
         out.append(settings.home)
