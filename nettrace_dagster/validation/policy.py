@@ -66,6 +66,9 @@ FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset({
     "chown", "exec_module", "import_module", "load_module", "loader", "spec",
     "os", "sys", "subprocess", "socket", "shutil", "pathlib", "importlib", "builtins", "inspect",
     "pickle", "marshal", "codecs", "base64", "threading", "multiprocessing", "gc", "tempfile", "runpy",
+    # pandas frames (polars' to_pandas) write files and databases
+    "to_csv", "to_pickle", "to_parquet", "to_sql", "to_excel", "to_hdf", "to_feather", "to_json", "to_stata",
+    "to_html", "to_latex", "to_markdown", "to_clipboard", "to_orc", "to_xml", "read_pickle",
     # reachable through allowed modules: dataclasses.types.CodeType, concurrent.futures.process …
     "types", "process", "dependencies", "copyreg", "weakref", "CodeType", "FunctionType",
 })
