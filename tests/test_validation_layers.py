@@ -26,7 +26,7 @@ EXPECTED = {
     "frame_walk": "security", "getattr_hidden": "security", "guard_override": "integration",
     "huge_write": "security", "importlib_trick": "static", "kill_others": "static", "ledger_write": "static",
     "memory_bomb": "integration", "metaclass": "security", "module_level_code": "security",
-    "monkeypatch": "security", "np_attr_module": "security", "numpy_ctypes": "security",
+    "monkeypatch": "security", "np_attr_module": "security", "numpy_ctypes": "security", "pandas_write": "security",
     "polars_files": "security", "raw_device": "static", "relative_import": "static", "secret_in_code": "security",
     "setsid_escape": "static", "shadows_builtin": "conventions", "socket_exfil": "static",
     "string_building": "security", "subclasses_walk": "security", "subprocess_escape": "static",
