@@ -21,7 +21,8 @@ if not _upstream_defined_elsewhere():
     generated_strategies_external = dg.AssetSpec(
         "generated_strategies", group_name="discovery",
         description="Strategy files generated from scored opportunities (produced by the discovery assets): "
-                    "a list of {name, path, sha256, opportunity_id, mode, source}.")
+                    "a list of {name, path, sha256, opportunity_id, mode, source}.",
+        metadata={"dagster/io_manager_key": "json_io_manager"})  # read as JSON; [] until produced
 
 
 def _cell(text: str) -> str:

@@ -37,4 +37,9 @@ class JsonIOManager(dg.ConfigurableIOManager):
             raise
 
     def load_input(self, context: dg.InputContext) -> Any:
-        return json.loads(self._path(context.asset_key).read_text(encoding="utf-8"))
+        """The stored document; an empty list for an asset never materialized (nothing yet)."""
+        path = self._path(context.asset_key)
+        if not path.exists():
+            context.log.warning(f"{context.asset_key.to_user_string()} was never materialized: reading it as []")
+            return []
+        return json.loads(path.read_text(encoding="utf-8"))
