@@ -134,3 +134,14 @@ def test_the_asset_sorts_strategies_and_the_ui_job_approves(settings: Settings, 
 
 def test_demo_counts_before_any_materialization(settings: Settings) -> None:
     assert demo_counts(settings, dg.DagsterInstance.ephemeral()) == {"validated": 0, "rejected": 0, "in_review": 0}
+
+
+def test_nothing_generated_yet_validates_nothing(settings: Settings) -> None:
+    """Before the discovery assets ever ran, the asset reads its input as [] (the demo stays green)."""
+    never_run = dg.AssetSpec("generated_strategies", metadata={"dagster/io_manager_key": "json_io_manager"})
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([never_run, validated_strategies], instance=instance,
+                            resources=build_resources(settings), selection=[validated_strategies])
+    assert result.success and result.output_for_node("validated_strategies") == []
+    assert demo_counts(settings, instance) == {"validated": 0, "rejected": 0, "in_review": 0}
+    assert json.loads((settings.lake_dir / "validated_strategies.json").read_text()) == []
