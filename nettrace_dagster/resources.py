@@ -22,6 +22,7 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
+from nettrace_dagster.json_io import JsonIOManager
 from nettrace_dagster.market.lake import AtomicParquetIOManager, Lake
 from nettrace_dagster.market.sources import CandleSource, make_source
 from nettrace_dagster.regimes import RegimeConfig

@@ -291,6 +291,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ANTHROPIC_TIMEOUT_S", "60", float, "Seconds one Claude request may take.", bounds=Range(1, 600)),
     Setting("ANTHROPIC_MAX_RETRIES", "2", int, "SDK retries on 408/409/429/5xx/529 before falling back.",
             bounds=Range(0, 10)),
+    Setting("VALIDATION_SANDBOX_TIMEOUT_S", "30", float,
+            "Wall clock (and CPU seconds) of one sandboxed strategy run; may only be shortened.",
+            bounds=Range(1, 30)),
+    Setting("VALIDATION_SANDBOX_MEMORY_MB", "1024", int, "Resident memory of one sandboxed strategy run (cgroup).",
+            bounds=Range(128, 16384)),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -173,7 +173,6 @@ def test_a_directory_as_data_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
 # ---------------------------------------------------------------- strategy files that misbehave
 def _strategy(body: str, before: str = "") -> str:
     return f"""
-import sys
 import numpy as np
 from nettrace_dagster.strategies import Signals, Strategy
 {before}
@@ -188,44 +187,49 @@ class Mine(Strategy):
 
 
 GOOD = "return Signals.empty(len(candles))"
+QUITS = "if len(candles):\n            raise SystemExit(0)\n        return Signals.empty(len(candles))"
+# A strategy file runs only after validation, and then in the sandbox: each broken file is
+# rejected (exit 1) by the layer named here, with what went wrong, on one line.
 STRATEGY_FILES = {
-    "syntax_error": ("def signals(:\n", "syntax error"),
-    "raises_at_import": (_strategy(GOOD, "raise RuntimeError('no config')"), "importing it raised RuntimeError: no config"),
-    "exits_at_import": (_strategy(GOOD, "sys.exit(0)"), "importing it called sys.exit(0)"),
-    "abstract": (_strategy(GOOD).replace("    def signals", "    def other"), "does not implement signals()"),
-    "wrong_length": (_strategy("return Signals.empty(len(candles) + 3)"), "signals.entries has shape"),
+    "syntax_error": ("def signals(:\n", "static", "syntax error"),
+    "raises_at_import": (_strategy(GOOD, "raise RuntimeError('no config')"), "security", "runs code at import"),
+    "exits_at_import": (_strategy(GOOD, "raise SystemExit(0)"), "security", "runs code at import"),
+    "abstract": (_strategy(GOOD).replace("    def signals", "    def other"), "conventions",
+                 "does not define signals"),
+    "wrong_length": (_strategy("return Signals.empty(len(candles) + 3)"), "sandbox", "signals.entries has shape"),
     "nan_confidence": (_strategy("s = Signals.empty(len(candles)); s.confidence[7] = np.nan; return s"),
-                       "signals.confidence must be finite"),
-    "exits_in_signals": (_strategy("sys.exit(0)"), "signals() called sys.exit(0)"),
-    "raises_in_signals": (_strategy("return 1 / 0"), "signals() ZeroDivisionError: division by zero"),
-    "returns_a_list": (_strategy("return [1, 2]"), "returned list, expected Signals"),
+                       "sandbox", "signals.confidence must be finite"),
+    "exits_in_signals": (_strategy(QUITS), "sandbox", "signals() called sys.exit(0)"),
+    "raises_in_signals": (_strategy("return 1 / 0"), "sandbox", "signals() ZeroDivisionError: division by zero"),
+    "returns_a_list": (_strategy("return [1, 2]"), "sandbox", "returned list, expected Signals"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(STRATEGY_FILES))
-def test_broken_strategy_files_exit_2_with_one_line(case: str, csv: Path, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    source, expect = STRATEGY_FILES[case]
+def test_broken_strategy_files_are_rejected_with_one_line(case: str, csv: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    source, layer, expect = STRATEGY_FILES[case]
     path = tmp_path / f"{case}.py"
     path.write_text(source)
     code, _, err = backtest(capsys, "--data", str(csv), "--strategy", str(path))
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("nettrace backtest: error:"), err
-    assert expect in lines[0]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("nettrace backtest: "), err
+    assert f"rejected by the {layer} layer" in lines[0] and expect in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("where", ["at import", "in signals"])
 def test_sys_exit_in_a_strategy_does_not_end_the_command_with_0(where: str, csv: Path, tmp_path: Path) -> None:
     """The real console script: a strategy's sys.exit(0) used to end `nettrace backtest` silently with 0."""
     path = tmp_path / "quits.py"
-    path.write_text(_strategy("sys.exit(0)") if where == "in signals" else _strategy(GOOD, "sys.exit(0)"))
+    path.write_text(_strategy(QUITS) if where == "in signals" else
+                    _strategy(GOOD, "raise SystemExit(0)"))
     nettrace = Path(sys.executable).with_name("nettrace")
     proc = subprocess.run([str(nettrace), "backtest", "--data", str(csv), "--strategy", str(path), "--json"],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.returncode == 1 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nettrace backtest: error:") and "sys.exit(0)" in lines[0]
-    assert (str(path) if where == "at import" else "strategy 'mine'") in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("nettrace backtest: ") and str(path) in lines[0]
+    assert ("runs code at import" if where == "at import" else "signals() called sys.exit(0)") in lines[0]
 
 
 # ---------------------------------------------------------------- Rule 2 as the execution layer reads it

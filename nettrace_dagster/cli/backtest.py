@@ -1,4 +1,9 @@
-"""`nettrace backtest --data FILE|SYMBOL --strategy NAME --params JSON [--json]`: one backtest.
+"""`nettrace backtest --data FILE|SYMBOL --strategy NAME|FILE.py --params JSON [--json]`: one backtest.
+
+A strategy .py file runs only after it passed the six validation layers (`nettrace validate`),
+and then only inside the sandbox: its signals are computed there from the candles, the engine
+runs here on the signals that come back. A rejected file exits 1 with the failing layer on one
+line.
 
 Prints total return, Sharpe, drawdown, win rate … as fractions (0.05 = 5 %). Bad data, bad
 parameters or a broken strategy file exit 2 with one line naming the problem; time gaps are only a
@@ -68,21 +73,39 @@ def parse_params(text: str) -> dict[str, Any]:
 
 
 def load_strategy(spec: str) -> Strategy:
-    """A built-in strategy by name, or the one Strategy class of a .py file; UsageError otherwise."""
-    from nettrace_dagster.strategies import get_strategy, load_strategy_file
+    """A built-in strategy by name, or a .py file's strategy after it passed the six validation
+    layers — its code then runs only in the sandbox. StrategyRejected when a layer rejects the
+    file; UsageError for an unknown name or a path that is not a strategy file."""
+    from nettrace_dagster.strategies import get_strategy
 
+    if spec.endswith(".py"):
+        from nettrace_dagster.validation.report import UnusableInput
+        from nettrace_dagster.validation.sandboxed import load_validated
+
+        try:
+            strategy, report = load_validated(spec)
+        except UnusableInput as exc:
+            raise UsageError(str(exc)) from None
+        for warning in report.warnings:
+            print(f"nettrace backtest: warning: {spec}: {warning}", file=sys.stderr)
+        return strategy
     try:
-        return load_strategy_file(spec) if spec.endswith(".py") else get_strategy(spec)
-    except ValueError as exc:  # StrategyError (a broken file) is a ValueError too
+        return get_strategy(spec)
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 
 def handle(args: argparse.Namespace) -> int:
     from nettrace_dagster.backtest import EngineParams, run_backtest, split_params
     from nettrace_dagster.backtest.engine import current_rules, gate_thresholds
+    from nettrace_dagster.validation.sandboxed import StrategyRejected
 
     params = parse_params(args.params)
-    strategy = load_strategy(args.strategy)
+    try:
+        strategy = load_strategy(args.strategy)
+    except StrategyRejected as exc:  # exit 1: the file was checked and failed (one line names the layer)
+        print(f"nettrace backtest: {exc}", file=sys.stderr)
+        return 1
     cli_engine = {k: v for k, v in (("fee", args.fee), ("slippage_bps", args.slippage_bps),
                                     ("initial_equity", args.equity)) if v is not None}
     strat_params, engine_keys = split_params(params)

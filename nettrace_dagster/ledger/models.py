@@ -252,3 +252,4 @@ class TraderCursor(Base):
     symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_bar_ms: Mapped[int] = mapped_column(BigInteger)
 from nettrace_dagster.ledger import deploy_tables  # noqa: E402,F401
+from nettrace_dagster.ledger import review_tables  # noqa: E402,F401

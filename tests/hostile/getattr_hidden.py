@@ -1,0 +1,16 @@
+"""Hostile: hides np.load behind getattr and string building."""
+import numpy as np
+from nettrace_dagster.strategies import Signals, Strategy
+from nettrace_dagster.strategies.evidence import TREND, confirm
+
+
+class Hostile(Strategy):
+    name = "getattr_hidden"
+    default_params = {}
+    trigger_family = TREND
+
+    def signals(self, candles, params):
+        getattr(np, "lo" + "ad")("/etc/passwd")
+        confidence, confirmations = confirm(candles, self.trigger_family)
+        n = len(candles)
+        return Signals(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), confidence, confirmations)

@@ -1,0 +1,16 @@
+"""Hostile: replaces a numpy function for everyone in the process."""
+import numpy as np
+from nettrace_dagster.strategies import Signals, Strategy
+from nettrace_dagster.strategies.evidence import TREND, confirm
+
+
+class Hostile(Strategy):
+    name = "monkeypatch"
+    default_params = {}
+    trigger_family = TREND
+
+    def signals(self, candles, params):
+        np.asarray = list
+        confidence, confirmations = confirm(candles, self.trigger_family)
+        n = len(candles)
+        return Signals(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), confidence, confirmations)
