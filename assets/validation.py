@@ -1,28 +1,9 @@
 """Generated strategies through the six validation layers (static … sandbox)."""
 
-from pathlib import Path
-
 import dagster as dg
 
 from nettrace_dagster.settings import load_settings
 from nettrace_dagster.validation.batch import counts, validate_batch
-
-
-def _upstream_defined_elsewhere() -> bool:
-    """Whether another module of this package produces `generated_strategies` (the discovery
-    assets). Until one does, the key is declared here as an external asset so the code location
-    loads; once it does, this declaration steps aside by itself."""
-    here = Path(__file__).resolve()
-    return any("generated_strategies" in f.read_text(encoding="utf-8")
-               for f in here.parent.glob("*.py") if f.resolve() != here)
-
-
-if not _upstream_defined_elsewhere():
-    generated_strategies_external = dg.AssetSpec(
-        "generated_strategies", group_name="discovery",
-        description="Strategy files generated from scored opportunities (produced by the discovery assets): "
-                    "a list of {name, path, sha256, opportunity_id, mode, source}.",
-        metadata={"dagster/io_manager_key": "json_io_manager"})  # read as JSON; [] until produced
 
 
 def _cell(text: str) -> str:

@@ -155,40 +155,6 @@ class RegimeResource(dg.ConfigurableResource):
         return RegimeConfig(self.bull_threshold, self.bear_threshold, self.window)
 
 
-class JsonIOManager(dg.ConfigurableIOManager):
-    """Plain JSON values (lists and dicts, e.g. `generated_strategies`) as `<base_dir>/<asset>.json`,
-    written atomically (temp file + rename), readable by any downstream asset through `ins`."""
-
-    base_dir: str
-
-    def _path(self, key: dg.AssetKey) -> Path:
-        return Path(self.base_dir) / f"{'__'.join(key.path)}.json"
-
-    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        import json
-        import os
-        import tempfile
-
-        path = self._path(context.asset_key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(obj, fh, indent=1, default=str)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    def load_input(self, context: dg.InputContext) -> Any:
-        import json
-
-        path = self._path(context.asset_key)
-        if not path.exists():
-            raise FileNotFoundError(f"{context.asset_key.to_user_string()} is not stored at {path}; materialize it first")
-        return json.loads(path.read_text(encoding="utf-8"))
-
-
 class WarehouseResource(dg.ConfigurableResource):
     """DuckDB over the lake and audit logs; lock-free for concurrent runs."""
 
