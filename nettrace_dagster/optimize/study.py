@@ -187,6 +187,7 @@ def _feasible(t: optuna.trial.FrozenTrial) -> bool:
 
 def run_study(candles: dict[str, pl.DataFrame], labels: dict[str, np.ndarray], cfg: StudyConfig) -> optuna.Study:
     """Search (in-sample bars only) until the study holds `cfg.n_trials` finished trials."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial would bury the run's log
     ins, _ = split_in_sample(candles, cfg.oos_fraction)
     space = (portfolio_space(cfg.rules, cfg.initial_cash), strategy_space(cfg.strategies))
     sampler = optuna.samplers.TPESampler(seed=cfg.seed + cfg.worker,
@@ -260,3 +261,21 @@ def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict
     return OptimizationOutcome(cfg.regime, ps, len(trials), is_sharpe, is_return, oos_sharpe, oos_return, dsr, pbo,
                                G.GateVerdict(tests), study.study_name, history, int(oos.sum()), int(oos_trades),
                                fold_returns)
+
+
+def trials_for(settings: Any) -> int:
+    """PARAM_OPT_TRIALS, or the profile's default: a few seconds a regime locally, 200 on live."""
+    raw = str(settings.param_opt_trials or "").strip()
+    if raw:
+        return int(raw)
+    return 200 if settings.nettrace_profile == "live" else 40
+
+
+def config_from_settings(settings: Any, regime: str, rules: Rules | None = None) -> StudyConfig:
+    """The study of `regime` as the settings configure it (storage, trials, gate thresholds)."""
+    return StudyConfig(
+        regime=regime, n_trials=trials_for(settings), seed=int(settings.nettrace_sim_seed),
+        storage=settings.param_opt_storage_url or settings.optuna_url,
+        initial_cash=float(settings.nettrace_initial_capital_usd), oos_fraction=float(settings.param_opt_oos_fraction),
+        rules=rules, thresholds=G.GateThresholds(min_dsr=settings.param_opt_min_dsr, max_pbo=settings.param_opt_max_pbo,
+                                                 min_oos_sharpe=settings.param_opt_min_oos_sharpe))
