@@ -24,7 +24,12 @@ import polars as pl
 
 from nettrace_dagster.optimize import gate as G
 from nettrace_dagster.optimize.paramset import ParamSet, default_param_set
-from nettrace_dagster.optimize.portfolio import PortfolioResult, SignalCache, portfolio_backtest, returns_metrics
+from nettrace_dagster.optimize.portfolio import (
+    PortfolioResult,
+    SignalCache,
+    portfolio_backtest,
+    returns_metrics,
+)
 from nettrace_dagster.optimize.space import (
     Dim,
     param_set_from_trial_params,
