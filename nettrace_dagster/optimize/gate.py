@@ -89,6 +89,14 @@ def expected_max_sharpe(n_trials: int, var_sharpe: float) -> float:
                                     + EULER_GAMMA * _N.inv_cdf(1 - 1 / (n_trials * math.e)))
 
 
+def null_sharpe_variance(n_obs: int) -> float:
+    """Variance of the Sharpe estimate of a skill-less strategy over `n_obs` returns (≈ 1/(T−1)):
+    the spread the best of N lucky trials is drawn from. The study's own cross-trial variance would
+    count a structured space's real differences (a phase that catches a move, one that does not)
+    as luck and deflate a real edge to nothing."""
+    return 1.0 / (n_obs - 1) if n_obs > 1 else 0.0
+
+
 def deflated_sharpe_ratio(sharpe: float, n_obs: int, skew: float, kurtosis: float, n_trials: int,
                           var_sharpe: float) -> float:
     """DSR = Φ((SR − SR0)·√(T−1) / √(1 − γ3·SR + (γ4−1)/4·SR²)), SR per observation (not

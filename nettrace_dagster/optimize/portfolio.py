@@ -55,6 +55,7 @@ class PortfolioResult:
     win_rate: float
     fired: list[str] = field(default_factory=list)  # strategies Rule 3 fired, in the order fired
     cloned: list[str] = field(default_factory=list)
+    closed_exit_ms: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # one per round trip
     periods_per_year: float = 525_600.0
     initial_cash: float = 0.0
 
@@ -169,6 +170,8 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
                                      int(eb[t]), int(xb[t]), float(pn[t]),
                                      float(pn[t] / cost[t]) if cost[t] > 0 else 0.0, bool(closed)))
     mults, fired, cloned, n_closed, n_wins = _replay(trades, prules, names)
+    exits = np.array(sorted(t.exit_ms for made in mults.values() for t, m in made if t.closed for _ in range(int(m))),
+                     dtype=np.int64)
     equity = np.full(timeline.shape[0], float(initial_cash))
     for slot, (symbol, pnl) in enumerate(slot_curves):
         m = np.zeros(pnl.shape[0])  # bars of trades never made, and flat bars, add nothing
@@ -181,7 +184,7 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
     r = np.divide(equity, prev, out=np.ones_like(equity), where=prev > 0) - 1.0
     sharpe, total, mdd = returns_metrics(r, ppy)
     return PortfolioResult(equity, timeline, sharpe, total, mdd, n_closed, n_wins / n_closed if n_closed else 0.0,
-                           fired, cloned, ppy, float(initial_cash))
+                           fired, cloned, exits, ppy, float(initial_cash))
 
 
 def _replay(trades: list[_Trade], rules: Rules, names: list[str]

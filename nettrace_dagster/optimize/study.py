@@ -49,7 +49,7 @@ class Constraints:
 
     max_drawdown: float = 0.08  # the guardrail's own drawdown line: a set that breaks it is rolled back
     min_sharpe: float = 0.0  # a losing set is no candidate
-    max_sharpe: float = 50.0  # an annualised Sharpe beyond this is a leak or a bug, not an edge
+    max_sharpe: float = 100.0  # an annualised Sharpe beyond this is a leak or a bug, not an edge
     min_win_rate: float = 0.40  # Rule 2's own floor (once there are enough trades to judge)
     win_rate_min_trades: int = 10
 
@@ -76,6 +76,7 @@ class StudyConfig:
     strategies: Mapping[str, type[Strategy]] | None = None  # default: the registry's
     study_prefix: str = "nettrace"
     worker: int = 0  # seeds this process's sampler differently from its fellow workers
+    search_portfolio: bool = True  # False: the nine portfolio numbers stay at today's (strategies only)
 
 
 @dataclass
@@ -178,8 +179,16 @@ class Objective:
         trial.set_user_attr("sr_bar", sr)
         trial.set_user_attr("return", total)
         trial.set_user_attr("trades", res.trades)
+        trial.set_user_attr("worker", self.cfg.worker)
         trial.set_user_attr("blocks", G.block_stats(r, N_BLOCKS).round(12).tolist())
         return sharpe
+
+
+def search_space(cfg: StudyConfig) -> tuple[dict[str, Dim], dict[str, dict[str, Dim]]]:
+    pspace = portfolio_space(cfg.rules, cfg.initial_cash)
+    if not cfg.search_portfolio:  # each dimension pinned at today's value
+        pspace = {k: Dim("float", v, v) for k, v in default_param_set().portfolio.items()}
+    return pspace, strategy_space(cfg.strategies)
 
 
 def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
@@ -194,7 +203,7 @@ def run_study(candles: dict[str, pl.DataFrame], labels: dict[str, np.ndarray], c
     """Search (in-sample bars only) until the study holds `cfg.n_trials` finished trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial would bury the run's log
     ins, _ = split_in_sample(candles, cfg.oos_fraction)
-    space = (portfolio_space(cfg.rules, cfg.initial_cash), strategy_space(cfg.strategies))
+    space = search_space(cfg)
     sampler = optuna.samplers.TPESampler(seed=cfg.seed + cfg.worker,
                                          n_startup_trials=min(10, max(2, cfg.n_trials // 4)), multivariate=True)
     storage = storage_url(cfg.storage) if cfg.storage else None
@@ -231,7 +240,7 @@ def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict
     best = max(pool, key=lambda t: t.value if t.value is not None else -math.inf) if pool else None
     ps = param_set_from_trial_params(best.params, defaults) if best else defaults
     ins, cut = split_in_sample(candles, cfg.oos_fraction)
-    space = (portfolio_space(cfg.rules, cfg.initial_cash), strategy_space(cfg.strategies))
+    space = search_space(cfg)
     objective = Objective(cfg, ins, labels, space)
     ins_res, r_is = objective.run(ps)
     is_sharpe, is_return, _ = returns_metrics(r_is, ins_res.periods_per_year)
@@ -244,12 +253,11 @@ def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict
     oos_sharpe, oos_return, _ = returns_metrics(r_oos, full.periods_per_year)
     folds = [f for f in np.array_split(r_oos, cfg.n_folds) if f.size]
     fold_returns = [float(np.prod(1.0 + f) - 1.0) for f in folds]
-    oos_trades = full.trades - ins_res.trades
-    # deflated Sharpe of the chosen trial, against the spread of every trial's Sharpe
+    oos_trades = int(np.count_nonzero(full.closed_exit_ms >= cut))
+    # deflated Sharpe of the chosen trial: N = the trials the study ran; the spread of skill-less
+    # trials' Sharpe is the estimator's own sampling variance (docs/optimization.md says why)
     sr, skew, kurt = G.moments(r_is)
-    srs = np.array([t.user_attrs.get("sr_bar", 0.0) for t in trials], dtype=np.float64)
-    dsr = G.deflated_sharpe_ratio(sr, int(r_is.size), skew, kurt, len(trials),
-                                  float(srs.var(ddof=1)) if srs.size > 1 else 0.0)
+    dsr = G.deflated_sharpe_ratio(sr, int(r_is.size), skew, kurt, len(trials), G.null_sharpe_variance(int(r_is.size)))
     blocks = np.array([t.user_attrs["blocks"] for t in trials if "blocks" in t.user_attrs], dtype=np.float64)
     pbo = G.pbo_cscv(blocks)[0] if blocks.ndim == 3 and blocks.shape[0] >= 2 else float("nan")
     th = cfg.thresholds
