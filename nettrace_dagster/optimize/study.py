@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import optuna
 import polars as pl
+import sqlalchemy.exc
 
 from nettrace_dagster.optimize import gate as G
 from nettrace_dagster.optimize.paramset import ParamSet, default_param_set
@@ -173,14 +175,11 @@ class Objective:
         sharpe, total, mdd = returns_metrics(r, res.periods_per_year)
         sr, _, _ = G.moments(r)
         values = self.cfg.constraints.values(sharpe, mdd, res.win_rate, res.trades)
-        for name, value in zip(CONSTRAINT_NAMES, values, strict=True):
-            trial.set_constraint(name, value)  # Optuna 5's constraints: TPE prefers feasible trials
-        trial.set_user_attr("constraint", values)
-        trial.set_user_attr("sr_bar", sr)
-        trial.set_user_attr("return", total)
-        trial.set_user_attr("trades", res.trades)
-        trial.set_user_attr("worker", self.cfg.worker)
-        trial.set_user_attr("blocks", G.block_stats(r, N_BLOCKS).round(12).tolist())
+        # one write each (a shared PostgreSQL storage commits every attribute): feasible iff every
+        # constraint is ≤ 0, i.e. iff the largest is
+        trial.set_constraint("safety", max(values))
+        trial.set_user_attr("eval", {"constraint": values, "sr_bar": sr, "return": total, "trades": res.trades,
+                                     "worker": self.cfg.worker, "blocks": G.block_stats(r, N_BLOCKS).round(12).tolist()})
         return sharpe
 
 
@@ -191,8 +190,12 @@ def search_space(cfg: StudyConfig) -> tuple[dict[str, Dim], dict[str, dict[str, 
     return pspace, strategy_space(cfg.strategies)
 
 
+def _attr(trial: optuna.trial.FrozenTrial, key: str, default: Any = None) -> Any:
+    return trial.user_attrs.get("eval", {}).get(key, default)
+
+
 def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return list(trial.user_attrs.get("constraint", [1.0]))
+    return list(_attr(trial, "constraint", [1.0]))
 
 
 def _feasible(t: optuna.trial.FrozenTrial) -> bool:
@@ -207,14 +210,27 @@ def run_study(candles: dict[str, pl.DataFrame], labels: dict[str, np.ndarray], c
     sampler = optuna.samplers.TPESampler(seed=cfg.seed + cfg.worker,
                                          n_startup_trials=min(10, max(2, cfg.n_trials // 4)), multivariate=True)
     storage = storage_url(cfg.storage) if cfg.storage else None
-    study = optuna.create_study(study_name=study_name(cfg, candles, space), storage=storage,
-                                sampler=sampler, direction="maximize", load_if_exists=True)
+    study = _join_study(study_name(cfg, candles, space), storage, sampler)
     objective = Objective(cfg, ins, labels, space)
     done = _finished(study)
     if done < cfg.n_trials:
         study.optimize(objective, n_trials=cfg.n_trials - done, gc_after_trial=False,
                        callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials, states=(optuna.trial.TrialState.COMPLETE,))])
     return study
+
+
+def _join_study(name: str, storage: str | None, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Create or join the study. Workers starting together on a fresh database race to create its
+    tables and the study: the loser of such a race just tries again."""
+    for attempt in range(5):
+        try:
+            return optuna.create_study(study_name=name, storage=storage, sampler=sampler, direction="maximize",
+                                       load_if_exists=True)
+        except sqlalchemy.exc.SQLAlchemyError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _finished(study: optuna.Study) -> int:
@@ -258,7 +274,7 @@ def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict
     # trials' Sharpe is the estimator's own sampling variance (docs/optimization.md says why)
     sr, skew, kurt = G.moments(r_is)
     dsr = G.deflated_sharpe_ratio(sr, int(r_is.size), skew, kurt, len(trials), G.null_sharpe_variance(int(r_is.size)))
-    blocks = np.array([t.user_attrs["blocks"] for t in trials if "blocks" in t.user_attrs], dtype=np.float64)
+    blocks = np.array([_attr(t, "blocks") for t in trials if _attr(t, "blocks") is not None], dtype=np.float64)
     pbo = G.pbo_cscv(blocks)[0] if blocks.ndim == 3 and blocks.shape[0] >= 2 else float("nan")
     th = cfg.thresholds
     tests = [

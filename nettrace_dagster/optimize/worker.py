@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -45,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-seed", type=int, default=7)
     p.add_argument("--bars", type=int, default=10080)
     p.add_argument("--lake", default="", help="read candles from this lake instead of the simulator")
+    p.add_argument("--start-at", type=float, default=0.0, help="wait until this UNIX time (start workers together)")
     args = p.parse_args(argv)
     candles = load_candles(args)
     labels = {s: label_regimes(df, RegimeConfig())["regime"].to_numpy().astype(str) for s, df in candles.items()}
+    time.sleep(max(0.0, args.start_at - time.time()))
     cfg = StudyConfig(args.regime, n_trials=args.trials, seed=args.seed, storage=args.storage, worker=args.worker)
     study = run_study(candles, labels, cfg)
     mine = [t.number for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("worker") == args.worker]
+            if t.user_attrs.get("eval", {}).get("worker") == args.worker]
     print(json.dumps({"study": study.study_name, "trials": len(study.trials), "ran": mine}))
     return 0
 
