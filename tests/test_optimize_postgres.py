@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 
 from nettrace_dagster.market.sim import simulate
-from nettrace_dagster.optimize.study import StudyConfig, evaluate, run_study, storage_url
+from nettrace_dagster.optimize.study import StudyConfig, evaluate, make_storage, run_study, storage_url
 from nettrace_dagster.regimes import RegimeConfig, label_regimes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,8 @@ TRIALS, WORKERS, BARS = 12, 3, 3000
 
 def test_three_processes_search_one_study_on_postgres(pg_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    start_at = time.time() + 4  # every worker imports first, then all search together
+    make_storage(pg_url)  # the tables, once (workers racing to create them retry; not timed here)
+    start_at = time.time() + 3.5  # every worker imports first, then all search together
     args = ["--storage", pg_url, "--regime", "BULL", "--trials", str(TRIALS), "--bars", str(BARS),
             "--symbols", "BTC-USDT", "--start-at", str(start_at)]
     procs = [subprocess.Popen([sys.executable, "-m", "nettrace_dagster.optimize.worker", *args, "--worker", str(i)],
