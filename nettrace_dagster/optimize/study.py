@@ -235,13 +235,32 @@ def run_study(candles: dict[str, pl.DataFrame], labels: dict[str, np.ndarray], c
     space = search_space(cfg)
     sampler = optuna.samplers.TPESampler(seed=cfg.seed + cfg.worker,
                                          n_startup_trials=min(10, max(2, cfg.n_trials // 4)), multivariate=True)
-    study = _join_study(study_name(cfg, candles, space), cfg.storage, sampler)
+    name = study_name(cfg, candles, space)
     objective = Objective(cfg, ins, labels, space)
+    local = bool(cfg.storage) and sqlalchemy.engine.make_url(storage_url(cfg.storage)).get_backend_name() == "sqlite"
+    # A local SQLite file is not shared by workers, and Optuna's RDB storage costs ~0.2 s a trial in
+    # commits and reads: search in memory, then store the finished study there (optuna-dashboard).
+    study = _join_study(name, None if local else cfg.storage, sampler)
     done = _finished(study)
     if done < cfg.n_trials:
         study.optimize(objective, n_trials=cfg.n_trials - done, gc_after_trial=False,
                        callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials, states=(optuna.trial.TrialState.COMPLETE,))])
+    if local:
+        study = _store(study, cfg.storage, sampler)  # type: ignore[arg-type]
     return study
+
+
+def _store(study: optuna.Study, url: str, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Copy a finished in-memory study into the RDB at `url`, replacing a study of the same name
+    (the same data and space searched again)."""
+    storage = make_storage(url)
+    try:
+        optuna.delete_study(study_name=study.study_name, storage=storage)
+    except KeyError:
+        pass
+    target = optuna.create_study(study_name=study.study_name, storage=storage, sampler=sampler, direction="maximize")
+    target.add_trials(study.get_trials(deepcopy=False))
+    return target
 
 
 def _join_study(name: str, url: str | None, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
