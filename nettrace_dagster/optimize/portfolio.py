@@ -42,6 +42,7 @@ from nettrace_dagster.strategies.registry import get_strategy
 FEE_RATE = 0.001  # the paper broker's (execution/resource.py): Binance spot taker
 SLIPPAGE_BPS = 5.0
 CLONE_MULTIPLIER = 2.0  # a clone is a second, identical slot
+OPEN_MS = 2**62  # the exit time of a trade still open at the end
 
 
 @dataclass
@@ -98,17 +99,36 @@ def returns_metrics(r: np.ndarray, ppy: float) -> tuple[float, float, float]:
     return sharpe, float(growth[-1] - 1.0), float(max(0.0, np.max(1.0 - growth / peak)))
 
 
-@dataclass
-class _Trade:
-    entry_ms: int
-    exit_ms: int  # 2**62 when still open at the end
-    slot: int
-    strategy: str
-    entry_bar: int
-    exit_bar: int
-    pnl: float
-    ret: float
-    closed: bool
+class _Frame:
+    """What every trial needs of one symbol's candles, computed once per frame."""
+
+    def __init__(self, df: pl.DataFrame) -> None:
+        self.prices = Prices.from_candles(df)
+        self.times = df["timestamp"].dt.epoch("ms").to_numpy().astype(np.int64)
+        self.timeframe_s = infer_timeframe_seconds(df)
+
+
+_FRAMES: dict[int, tuple[pl.DataFrame, _Frame]] = {}
+
+
+def _frame(df: pl.DataFrame) -> _Frame:
+    """The frame's arrays, reused while the same frame object is passed (a study passes the same
+    frames to every trial); the frame itself is kept so its id cannot be reused by another."""
+    hit = _FRAMES.get(id(df))
+    if hit is not None and hit[0] is df:
+        return hit[1]
+    if len(_FRAMES) >= 32:
+        _FRAMES.pop(next(iter(_FRAMES)))
+    made = _Frame(df)
+    _FRAMES[id(df)] = (df, made)
+    return made
+
+
+def _timeline(times: list[np.ndarray]) -> np.ndarray:
+    if len(times) == 1:
+        return times[0]
+    merged = np.sort(np.concatenate(times), kind="stable")
+    return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
 
 
 def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, initial_cash: float,
@@ -127,10 +147,10 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
     if not frames:
         empty = np.empty(0)
         return PortfolioResult(empty, np.empty(0, dtype=np.int64), 0.0, 0.0, 0.0, 0, 0.0, initial_cash=initial_cash)
-    times = {s: df["timestamp"].dt.epoch("ms").to_numpy().astype(np.int64) for s, df in frames.items()}
-    timeline = np.unique(np.concatenate(list(times.values())))
-    tf = infer_timeframe_seconds(next(iter(frames.values())))
-    ppy = periods_per_year(tf)
+    cached = {s: _frame(df) for s, df in frames.items()}
+    times = {s: f.times for s, f in cached.items()}
+    timeline = _timeline(list(times.values()))
+    ppy = periods_per_year(next(iter(cached.values())).timeframe_s)
     p = params.portfolio
     reserve = max(prules.reserve_floor(initial_cash), p["min_reserve_usd"])
     n_slots = max(1, len(frames) * len(names))
@@ -141,9 +161,10 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
                           tp0=p["tp0"], tp1=p["tp1"], tp2=p["tp2"])
     (tp0, tp1, tp2), (f0, f1, f2) = engine.tiers()
     slot_curves: list[tuple[str, np.ndarray]] = []  # (symbol, P&L curve on the symbol's bars)
-    trades: list[_Trade] = []
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("entry_ms", "exit_ms", "slot", "entry", "exit", "pnl", "ret",
+                                                         "closed")}
     for symbol, df in frames.items():
-        prices = Prices.from_candles(df)
+        prices = cached[symbol].prices
         n = len(prices)
         for name in names:
             strat = (strategies or {}).get(name) or get_strategy(name)
@@ -163,23 +184,39 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
             slot = len(slot_curves)
             slot_curves.append((symbol, equity - initial_cash))
             ts = times[symbol]
+            closed = rs[:k] != K.REASON_OPEN
             cost = ep[:k] * un[:k] * (1.0 + fee)
-            for t in range(k):
-                closed = rs[t] != K.REASON_OPEN
-                trades.append(_Trade(int(ts[eb[t]]), int(ts[xb[t]]) if closed else 2**62, slot, name,
-                                     int(eb[t]), int(xb[t]), float(pn[t]),
-                                     float(pn[t] / cost[t]) if cost[t] > 0 else 0.0, bool(closed)))
-    mults, fired, cloned, n_closed, n_wins = _replay(trades, prules, names)
-    exits = np.array(sorted(t.exit_ms for made in mults.values() for t, m in made if t.closed for _ in range(int(m))),
-                     dtype=np.int64)
+            cols["entry_ms"].append(ts[eb[:k]])
+            cols["exit_ms"].append(np.where(closed, ts[np.minimum(xb[:k], n - 1)], OPEN_MS))
+            cols["slot"].append(np.full(k, slot, dtype=np.int64))
+            cols["entry"].append(eb[:k].copy())
+            cols["exit"].append(xb[:k].copy())
+            cols["pnl"].append(pn[:k].copy())
+            cols["ret"].append(np.divide(pn[:k], cost, out=np.zeros(k), where=cost > 0))
+            cols["closed"].append(closed)
+    trades = {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()}
+    slot_names = [names[i % len(names)] for i in range(len(slot_curves))]
+    mult, fired, cloned = _replay(trades, slot_names, prules, names)
+    made_closed = (mult > 0) & trades["closed"].astype(bool)
+    weight = mult[made_closed]
+    exits = np.sort(np.repeat(trades["exit_ms"][made_closed], weight.astype(np.int64)))
+    n_closed = int(weight.sum())
+    n_wins = int(weight[trades["pnl"][made_closed] > 0].sum())
     equity = np.full(timeline.shape[0], float(initial_cash))
     for slot, (symbol, pnl) in enumerate(slot_curves):
-        m = np.zeros(pnl.shape[0])  # bars of trades never made, and flat bars, add nothing
-        for t, mult in mults.get(slot, ()):
-            m[t.entry_bar:t.exit_bar + 1] = mult
+        mine = (trades["slot"] == slot) & (mult > 0)
+        # a trade's multiplier over its bars (a slot's trades never share a bar); elsewhere 0:
+        # bars of trades never made, and flat bars, add nothing
+        delta = np.zeros(pnl.shape[0] + 1)
+        np.add.at(delta, trades["entry"][mine].astype(np.int64), mult[mine])
+        np.add.at(delta, trades["exit"][mine].astype(np.int64) + 1, -mult[mine])
+        m = np.cumsum(delta[:-1])
         contribution = np.cumsum(m * np.diff(pnl, prepend=0.0))
-        idx = np.searchsorted(times[symbol], timeline, side="right") - 1  # last bar at or before
-        equity += np.where(idx >= 0, contribution[np.maximum(idx, 0)], 0.0)
+        if times[symbol] is timeline:
+            equity += contribution
+        else:
+            idx = np.searchsorted(times[symbol], timeline, side="right") - 1  # last bar at or before
+            equity += np.where(idx >= 0, contribution[np.maximum(idx, 0)], 0.0)
     prev = np.concatenate(([float(initial_cash)], equity[:-1]))
     r = np.divide(equity, prev, out=np.ones_like(equity), where=prev > 0) - 1.0
     sharpe, total, mdd = returns_metrics(r, ppy)
@@ -187,18 +224,22 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
                            fired, cloned, exits, ppy, float(initial_cash))
 
 
-def _replay(trades: list[_Trade], rules: Rules, names: list[str]
-            ) -> tuple[dict[int, list[tuple[_Trade, float]]], list[str], list[str], int, int]:
+def _replay(trades: dict[str, np.ndarray], slot_names: list[str], rules: Rules, names: list[str]
+            ) -> tuple[np.ndarray, list[str], list[str]]:
     """Rules 2 and 3 over the slots' trades in time order: each trade's multiplier (0 = never
-    made), the strategies fired and cloned, and the closed round trips and wins made."""
-    trades.sort(key=lambda t: (t.entry_ms, t.slot))
+    made), and the strategies fired and cloned, in order. The record of a strategy changes only
+    when one of its trades closes, so its Rule 2 and Rule 3 answers are asked then."""
+    order = np.lexsort((trades["slot"], trades["entry_ms"]))
+    entry_ms, exit_ms = trades["entry_ms"].tolist(), trades["exit_ms"].tolist()
+    slots, pnls, rets = trades["slot"].tolist(), trades["pnl"].tolist(), trades["ret"].tolist()
+    closed = trades["closed"].tolist()
+    mult = np.zeros(len(entry_ms))
     sums = {name: [0, 0, 0.0, 0.0, 0.0] for name in names}  # trades, wins, net, Σr, Σr²
     state = {name: "active" for name in names}
+    may_enter = {name: rules.win_rate_gate(StrategyRecord()).allowed for name in names}
     fired: list[str] = []
     cloned: list[str] = []
-    pending: list[tuple[int, int, _Trade]] = []  # (exit_ms, seq, trade) of trades made
-    mults: dict[int, list[tuple[_Trade, float]]] = {}
-    n_closed = n_wins = 0
+    pending: list[tuple[int, int]] = []  # (exit_ms, trade) of trades made and not yet closed
 
     def record(name: str) -> StrategyRecord:
         n, w, net, s1, s2 = sums[name]
@@ -207,34 +248,33 @@ def _replay(trades: list[_Trade], rules: Rules, names: list[str]
                               fired=state[name] == "fired")
 
     def close_until(ms: int) -> None:
-        nonlocal n_closed, n_wins
         while pending and pending[0][0] <= ms:
-            _, _, t = heapq.heappop(pending)
-            s = sums[t.strategy]
+            _, i = heapq.heappop(pending)
+            name = slot_names[slots[i]]
+            s = sums[name]
             s[0] += 1
-            s[1] += t.pnl > 0
-            s[2] += t.pnl
-            s[3] += t.ret
-            s[4] += t.ret * t.ret
-            if state[t.strategy] == "fired":
-                continue
-            verdict = rules.verdict(record(t.strategy))  # Rule 3, as the trader judges at each mark
-            if not verdict.allowed:
-                state[t.strategy] = "fired"
-                fired.append(t.strategy)
-            elif verdict.reasons[0].startswith("clone") and state[t.strategy] == "active":
-                state[t.strategy] = "cloned"
-                cloned.append(t.strategy)
+            s[1] += pnls[i] > 0
+            s[2] += pnls[i]
+            s[3] += rets[i]
+            s[4] += rets[i] * rets[i]
+            if state[name] != "fired":
+                verdict = rules.verdict(record(name))  # Rule 3, as the trader judges at each mark
+                if not verdict.allowed:
+                    state[name] = "fired"
+                    fired.append(name)
+                elif verdict.reasons[0].startswith("clone") and state[name] == "active":
+                    state[name] = "cloned"
+                    cloned.append(name)
+            may_enter[name] = rules.win_rate_gate(record(name)).allowed  # Rule 2 (and fired)
 
-    for seq, t in enumerate(trades):
-        close_until(t.entry_ms)
-        if not rules.win_rate_gate(record(t.strategy)).allowed:
-            continue  # Rule 2 (or a fired strategy): the entry is never made
-        mult = CLONE_MULTIPLIER if state[t.strategy] == "cloned" else 1.0
-        mults.setdefault(t.slot, []).append((t, mult))
-        if t.closed:
-            n_closed += int(mult)
-            n_wins += int(mult) * (t.pnl > 0)
-            heapq.heappush(pending, (t.exit_ms, seq, t))
-    close_until(2**62)
-    return mults, fired, cloned, n_closed, n_wins
+    for i in order.tolist():
+        if pending and pending[0][0] <= entry_ms[i]:
+            close_until(entry_ms[i])
+        name = slot_names[slots[i]]
+        if not may_enter[name]:
+            continue  # the entry is never made
+        mult[i] = CLONE_MULTIPLIER if state[name] == "cloned" else 1.0
+        if closed[i]:
+            heapq.heappush(pending, (exit_ms[i], i))
+    close_until(OPEN_MS)
+    return mult, fired, cloned
