@@ -202,16 +202,26 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
     exits = np.sort(np.repeat(trades["exit_ms"][made_closed], weight.astype(np.int64)))
     n_closed = int(weight.sum())
     n_wins = int(weight[trades["pnl"][made_closed] > 0].sum())
-    equity = np.full(timeline.shape[0], float(initial_cash))
+    # each slot's P&L increments, weighted by the multiplier of the trade they belong to (a slot's
+    # trades never share a bar; elsewhere 0: bars of trades never made, and flat bars, add nothing),
+    # summed per symbol and accumulated once
+    steps: dict[str, np.ndarray] = {}
     for slot, (symbol, pnl) in enumerate(slot_curves):
         mine = (trades["slot"] == slot) & (mult > 0)
-        # a trade's multiplier over its bars (a slot's trades never share a bar); elsewhere 0:
-        # bars of trades never made, and flat bars, add nothing
+        if not mine.any():
+            continue
         delta = np.zeros(pnl.shape[0] + 1)
         np.add.at(delta, trades["entry"][mine].astype(np.int64), mult[mine])
         np.add.at(delta, trades["exit"][mine].astype(np.int64) + 1, -mult[mine])
-        m = np.cumsum(delta[:-1])
-        contribution = np.cumsum(m * np.diff(pnl, prepend=0.0))
+        weighted = np.diff(pnl, prepend=0.0)
+        weighted *= np.cumsum(delta[:-1])
+        if symbol in steps:
+            steps[symbol] += weighted
+        else:
+            steps[symbol] = weighted
+    equity = np.full(timeline.shape[0], float(initial_cash))
+    for symbol, step in steps.items():
+        contribution = np.cumsum(step)
         if times[symbol] is timeline:
             equity += contribution
         else:

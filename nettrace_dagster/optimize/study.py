@@ -199,12 +199,11 @@ class Objective:
         ps = suggest_param_set(trial, self.space)
         res, r = self.run(ps)
         sharpe, total, mdd = returns_metrics(r, res.periods_per_year)
-        sr, _, _ = G.moments(r)
         values = self.cfg.constraints.values(sharpe, mdd, res.win_rate, res.trades)
         # one write each (a shared PostgreSQL storage commits every attribute): feasible iff every
         # constraint is ≤ 0, i.e. iff the largest is
         trial.set_constraint("safety", max(values))
-        trial.set_user_attr("eval", {"constraint": values, "sr_bar": sr, "return": total, "trades": res.trades,
+        trial.set_user_attr("eval", {"constraint": values, "return": total, "trades": res.trades,
                                      "worker": self.cfg.worker, "blocks": G.block_stats(r, N_BLOCKS).round(12).tolist()})
         return sharpe
 
