@@ -1,5 +1,6 @@
 """Optimized parameters per market regime, with the overfitting gate's evidence."""
 
+import warnings
 from typing import Any
 
 import dagster as dg
@@ -17,6 +18,10 @@ from nettrace_dagster.optimize.study import config_from_settings, evaluate, run_
 from nettrace_dagster.regimes import LABELS
 from nettrace_dagster.rules import load_rules
 from nettrace_dagster.settings import load_settings
+
+# A pickling IO manager for this asset's dict value (the lake's manager writes frames only):
+# `io_manager_def` is a beta parameter, whose warning would greet every load.
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*io_manager_def.*")
 
 regime_partitions = dg.StaticPartitionsDefinition(list(LABELS))
 AUDIT_LOG = "param_optimization"
@@ -50,7 +55,7 @@ def optimized_params(context: dg.AssetExecutionContext, candles: SymbolFrames, r
     cfg = config_from_settings(settings, regime, rules)
     if not frames or not any(df.height for df in frames.values()):
         raise dg.Failure(description=f"{regime}: no candles to optimize on")
-    owner = f"optimized_params:{regime}:{context.run_id[:8]}"
+    owner = f"optimized_params:{regime}:{context.run.run_id[:8]}"
     try:
         with optimization_slot(execution.coordinator(), owner, log=context.log.info) as wait_for_deploys:
             study = run_study(frames, labels, cfg)

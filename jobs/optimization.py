@@ -8,7 +8,7 @@ from nettrace_dagster.coordinator.quotas import run_tags
 from nettrace_dagster.settings import load_settings
 
 param_optimization = dg.define_asset_job(
-    "param_optimization", selection=[optimized_params], partitions_def=regime_partitions, tags=run_tags("backtest"),
+    "param_optimization", selection=[optimized_params], tags=run_tags("backtest"),
     description="Search the parameters of one regime (Optuna) and judge the best set out of sample "
                 "(walk-forward, deflated Sharpe, PBO). Waits while a deploy runs.")
 
