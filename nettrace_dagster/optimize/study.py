@@ -320,6 +320,7 @@ def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict
     dsr = G.deflated_sharpe_ratio(sr, int(r_is.size), skew, kurt, len(trials), G.null_sharpe_variance(int(r_is.size)))
     blocks = np.array([_attr(t, "blocks") for t in trials if _attr(t, "blocks") is not None], dtype=np.float64)
     pbo = G.pbo_cscv(blocks)[0] if blocks.ndim == 3 and blocks.shape[0] >= 2 else float("nan")
+    pbo = pbo if math.isfinite(pbo) else 1.0  # fewer than two trials: no evidence against overfitting
     th = cfg.thresholds
     tests = [
         G.check("constraints", float(sum(c > 0 for c in _constraints(best))) if best else 1.0, 0.0, "<="),
@@ -328,7 +329,7 @@ def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict
         G.check("oos_folds", float(np.mean([x > 0 for x in fold_returns])) if fold_returns else 0.0,
                 th.min_oos_fold_share),
         G.check("dsr", dsr, th.min_dsr),
-        G.check("pbo", pbo if math.isfinite(pbo) else 1.0, th.max_pbo, "<="),
+        G.check("pbo", pbo, th.max_pbo, "<="),
     ]
     history = [(t.number, float(t.value)) for t in sorted(trials, key=lambda t: t.number) if t.value is not None]
     return OptimizationOutcome(cfg.regime, ps, len(trials), is_sharpe, is_return, oos_sharpe, oos_return, dsr, pbo,
