@@ -67,12 +67,18 @@ class PortfolioResult:
 
 class SignalCache:
     """Signals by (symbol, bars, strategy, parameters): a study re-tries the same strategy
-    parameters often (TPE, and every walk-forward fold), and signals cost more than the engine."""
+    parameters often (TPE, and every search that moves only portfolio numbers), and signals cost
+    more than the engine. Bounded by bytes (a million bars' signals are ~18 MB), oldest out first."""
 
-    def __init__(self, max_items: int = 256) -> None:
-        self.max_items = max_items
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        self.max_bytes = max_bytes
         self._items: dict[tuple, Signals] = {}
+        self._bytes = 0
         self.hits = self.misses = 0
+
+    @staticmethod
+    def _size(signals: Signals) -> int:
+        return sum(np.asarray(a).nbytes for a in signals)
 
     def get(self, symbol: str, candles: pl.DataFrame, strategy: Strategy, params: Mapping[str, Any]) -> Signals:
         key = (symbol, candles.height, strategy.name, tuple(sorted(params.items())))
@@ -82,9 +88,12 @@ class SignalCache:
             return found
         self.misses += 1
         signals = strategy.run(candles, dict(params))
-        if len(self._items) >= self.max_items:
-            self._items.pop(next(iter(self._items)))
-        self._items[key] = signals
+        size = self._size(signals)
+        while self._items and self._bytes + size > self.max_bytes:
+            self._bytes -= self._size(self._items.pop(next(iter(self._items))))
+        if size <= self.max_bytes:
+            self._items[key] = signals
+            self._bytes += size
         return signals
 
 
