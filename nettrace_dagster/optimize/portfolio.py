@@ -133,7 +133,8 @@ def _frame(df: pl.DataFrame) -> _Frame:
     return made
 
 
-def _timeline(times: list[np.ndarray]) -> np.ndarray:
+def union_timeline(times: list[np.ndarray]) -> np.ndarray:
+    """The sorted distinct bar times of every symbol (sorting beats numpy's hash-based unique here)."""
     if len(times) == 1:
         return times[0]
     merged = np.sort(np.concatenate(times), kind="stable")
@@ -158,7 +159,7 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
         return PortfolioResult(empty, np.empty(0, dtype=np.int64), 0.0, 0.0, 0.0, 0, 0.0, initial_cash=initial_cash)
     cached = {s: _frame(df) for s, df in frames.items()}
     times = {s: f.times for s, f in cached.items()}
-    timeline = _timeline(list(times.values()))
+    timeline = union_timeline(list(times.values()))
     ppy = periods_per_year(next(iter(cached.values())).timeframe_s)
     p = params.portfolio
     reserve = max(prules.reserve_floor(initial_cash), p["min_reserve_usd"])

@@ -33,6 +33,7 @@ from nettrace_dagster.optimize.portfolio import (
     SignalCache,
     portfolio_backtest,
     returns_metrics,
+    union_timeline,
 )
 from nettrace_dagster.optimize.space import (
     Dim,
@@ -163,7 +164,7 @@ def regime_mask(timeline: np.ndarray, candles: dict[str, pl.DataFrame], labels: 
 def split_in_sample(candles: dict[str, pl.DataFrame], oos_fraction: float) -> tuple[dict[str, pl.DataFrame], int]:
     """The bars before the split time (what the search may see) and the split time (ms): the last
     `oos_fraction` of the union timeline is held out before the study starts."""
-    times = np.unique(np.concatenate([df["timestamp"].dt.epoch("ms").to_numpy() for df in candles.values()]))
+    times = union_timeline([df["timestamp"].dt.epoch("ms").to_numpy() for df in candles.values()])
     cut = int(times[min(len(times) - 1, max(1, int(len(times) * (1.0 - oos_fraction))))])
     ins = {s: df.filter(pl.col("timestamp").dt.epoch("ms") < cut) for s, df in candles.items()}
     return ins, cut
