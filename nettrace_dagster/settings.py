@@ -296,6 +296,22 @@ SETTINGS: tuple[Setting, ...] = (
             bounds=Range(1, 30)),
     Setting("VALIDATION_SANDBOX_MEMORY_MB", "1024", int, "Resident memory of one sandboxed strategy run (cgroup).",
             bounds=Range(128, 16384)),
+    Setting("PARAM_OPT_INTERVAL_HOURS", "6", int, "Hours between parameter optimization rounds (one study per regime).",
+            bounds=Range(1, 24)),
+    Setting("PARAM_OPT_TRIALS", "", str,
+            "Trials per regime study. Empty: 40 on the local profile (seconds), 200 on live.",
+            number=int, bounds=Range(2, 100_000)),
+    Setting("PARAM_OPT_STORAGE_URL", "", str,
+            "Optuna storage URL (e.g. postgresql://…) so several processes/machines search one study. "
+            "Empty: SQLite `optuna.db` in NETTRACE_HOME.", secret=True),
+    Setting("PARAM_OPT_OOS_FRACTION", "0.3", float, "Share of the latest bars held out of the search for the "
+            "walk-forward test.", bounds=Range(0.05, 0.8)),
+    Setting("PARAM_OPT_MIN_DSR", "0.95", float, "Gate: deflated Sharpe ratio a candidate needs (a probability).",
+            bounds=SHARE),
+    Setting("PARAM_OPT_MAX_PBO", "0.5", float, "Gate: highest probability of backtest overfitting (CSCV) allowed.",
+            bounds=SHARE),
+    Setting("PARAM_OPT_MIN_OOS_SHARPE", "0.5", float, "Gate: annualised out-of-sample Sharpe a candidate needs.",
+            bounds=FINITE),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
