@@ -29,7 +29,11 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # optimization produced; deploy ships what promotion put in force). Each is "module:function",
 # called as function(settings, instance) -> (payload, lines): the payload's keys join the JSON
 # document at its top level, the lines the human summary.
-DEMO_SECTIONS: tuple[str, ...] = ()
+DEMO_SECTIONS: tuple[str, ...] = (
+    "nettrace_dagster.discovery.demo:demo_section",
+    "nettrace_dagster.optimize.demo:demo_section",
+    "nettrace_dagster.deploy.demo:demo_section",
+)
 
 
 @dataclass

@@ -137,4 +137,5 @@ def test_demo_section_form(settings: Settings) -> None:
     materialize(settings, instance)
     payload, lines = demo_section(settings, instance)
     assert payload["discovery"]["opportunities"] == 16 and payload["discovery"]["generated"] >= 1
-    assert lines[0].startswith("  discovery: 16 opportunities, 16 scored")
+    assert lines[0].startswith("discovery: 16 opportunities, 16 scored")
+    assert {"validated", "rejected", "in_review"} <= set(payload["discovery"])

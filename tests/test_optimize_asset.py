@@ -44,7 +44,8 @@ def test_no_edge_no_candidate_and_the_gate_says_why(home: Path, tmp_path: Path, 
         assert ParamSet.from_json(value["param_set"]).content_id() == value["param_set_id"]
         mat = result.asset_materializations_for_node("optimized_params")[0]
         assert {"optimization_history", "dsr", "pbo", "verdict", "best_params", "failed_tests"} <= set(mat.metadata)
-    section, lines = demo_section(settings, instance)
+    payload, lines = demo_section(settings, instance)
+    section = payload["optimization"]
     assert set(section) == {"BULL", "BEAR", "SIDEWAYS"}
     for regime, v in section.items():
         assert set(v) == {"trials", "in_sample_sharpe", "out_of_sample_sharpe", "out_of_sample_return", "dsr", "pbo",

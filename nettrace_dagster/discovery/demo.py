@@ -37,8 +37,12 @@ def demo_counts(settings: Any, instance: dg.DagsterInstance) -> dict[str, int]:
 
 def demo_section(settings: Any, instance: dg.DagsterInstance) -> tuple[dict[str, Any], list[str]]:
     """The demo's extension-point form (`DEMO_SECTIONS` entry "nettrace_dagster.discovery.demo:demo_section"):
-    the `discovery` key and one summary line. Validation's counts join the same key at merge."""
-    counts = demo_counts(settings, instance)
-    line = (f"  discovery: {counts['opportunities']} opportunities, {counts['scored']} scored, "
+    the `discovery` key (with validation's counts) and two summary lines."""
+    from nettrace_dagster.validation.demo import demo_counts as validation_counts
+
+    counts = {**demo_counts(settings, instance), **validation_counts(settings, instance)}
+    line = (f"discovery: {counts['opportunities']} opportunities, {counts['scored']} scored, "
             f"{counts['above_threshold']} at or above the threshold, {counts['generated']} strategies generated")
-    return {"discovery": counts}, [line]
+    checked = (f"validation: {counts['validated']} validated (COLD candidates), {counts['rejected']} rejected, "
+               f"{counts['in_review']} waiting for review (nettrace review)")
+    return {"discovery": counts}, [line, checked]

@@ -31,8 +31,8 @@ def latest_values(instance: dg.DagsterInstance) -> dict[str, dict[str, Any]]:
 
 
 def demo_section(settings: Any, instance: dg.DagsterInstance) -> tuple[dict, list[str]]:
-    """`{REGIME: {trials, in_sample_sharpe, out_of_sample_sharpe, out_of_sample_return, dsr, pbo,
-    passed, failed_tests}}` and the summary lines a human reads."""
+    """`{"optimization": {REGIME: {trials, in_sample_sharpe, out_of_sample_sharpe, out_of_sample_return, dsr, pbo,
+    passed, failed_tests}}}` and the summary lines a human reads."""
     values = latest_values(instance)
     section = {regime: {k: v[k] for k in KEYS} for regime, v in values.items()}
     lines = ["optimization (one Optuna study per regime; gate: walk-forward, deflated Sharpe, PBO):"]
@@ -43,4 +43,4 @@ def demo_section(settings: Any, instance: dg.DagsterInstance) -> tuple[dict, lis
         lines.append(f"  {regime}: {v['trials']} trials, Sharpe in/out of sample {v['in_sample_sharpe']:.2f}/"
                      f"{v['out_of_sample_sharpe']:.2f}, out-of-sample return {v['out_of_sample_return']:+.2%}, "
                      f"DSR {v['dsr']:.2f}, PBO {v['pbo']:.2f} — {verdict}")
-    return section, lines
+    return {"optimization": section}, lines
