@@ -251,3 +251,7 @@ class TraderCursor(Base):
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
     symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_bar_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- promotion state (candidates, parameters in force, sleeves' exit rules) ------------------------
+from nettrace_dagster.ledger import promotion_tables  # noqa: E402,F401
