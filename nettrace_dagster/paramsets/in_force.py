@@ -125,6 +125,8 @@ def rollback_in(s: Session, *, by: str, reason: str, now: float | None = None) -
     if cur.id is None:
         raise NothingToRollBack("no parameter set was promoted: the defaults are in force, nothing to roll back")
     target = _of(s.get(ParamsInForce, cur.previous_id)) if cur.previous_id is not None else defaults()
+    if cur.previous_id is None and cur.param_set_id == target.param_set_id:
+        raise NothingToRollBack("the defaults are in force again: there is no earlier set to roll back to")
     new = activate_in(s, target.param_set, by=by, reason=reason, kind="rollback",
                       candidate_id=target.candidate_id, strategy_files=target.strategy_files,
                       baseline=target.baseline, previous_id=target.previous_id, now=now)
