@@ -280,7 +280,7 @@ class RiskGate:
     def status(self) -> dict[str, Any]:
         """Everything an operator asks first: money, positions, rules, orders, strategies. A Rule 1
         trigger that holds is latched here too, so status never says "off" while one holds."""
-        from nettrace_dagster.strategies.registry import params_in_force
+        from nettrace_dagster.paramsets.in_force import current_in
 
         with self.tx() as (s, events):
             now = self.clock()
@@ -302,7 +302,7 @@ class RiskGate:
                 strategies.append({"strategy": name, "trades": rec.trades, "win_rate": rec.win_rate,
                                    "net_pnl": rec.net_pnl, "sharpe": rec.sharpe,
                                    "status": state.status if state else "active"})
-            in_force = sorted(params_in_force())
+            in_force = sorted(current_in(s).strategies)
             fired = [n for n in in_force if (st := s.get(StrategyState, (self.account, n))) and st.status == "fired"]
             positions = [{"strategy": p.strategy, "symbol": p.symbol, "qty": p.qty, "cost": p.cost,
                           "mark_price": p.mark_price, "value": p.qty * p.mark_price,

@@ -65,10 +65,30 @@ def tick_sleeves(main: ExecutionEngine, coordinator: Coordinator, candles: dict[
     reports = {main.account: (main_trader or Trader(main, coordinator, catch_up_bars=catch_up_bars,
                                                     max_bar_age_s=max_bar_age_s)).tick(candles)}
     for sleeve in sleeves:
-        engine = sleeve_engine(main, sleeve)
-        trader = Trader(engine, Coordinator(main.ledger, coordinator.audit.audit_dir, sleeve.account,
-                                            clock=coordinator.clock),
-                        list(sleeve.param_set["strategies"].items()), catch_up_bars, max_bar_age_s,
-                        sleeve.param_set["portfolio"], sleeve.strategy_files)
-        reports[sleeve.account] = trader.tick(candles)
+        try:
+            engine = sleeve_engine(main, sleeve)
+            trader = Trader(engine, Coordinator(main.ledger, coordinator.audit.audit_dir, sleeve.account,
+                                                clock=coordinator.clock),
+                            list(sleeve.param_set["strategies"].items()), catch_up_bars, max_bar_age_s,
+                            sleeve.param_set["portfolio"], sleeve.strategy_files)
+            reports[sleeve.account] = trader.tick(candles)
+        except Exception as exc:  # noqa: BLE001 - a broken candidate never stops the FULL set or the others
+            reports[sleeve.account] = TickReport(ran=False, reasons=[f"{type(exc).__name__}: {exc}"[:300]])
     return reports
+
+
+def sleeve_rows(main: ExecutionEngine, sleeves: list[Sleeve], reports: dict[str, TickReport]) -> list[dict[str, Any]]:
+    """One row per sleeve for the UI: role, candidate, equity, P&L since it started, fills."""
+    from nettrace_dagster.ledger.models import Capital
+
+    rows = []
+    with main.ledger.read() as s:
+        for sl in sleeves:
+            cap = s.get(Capital, sl.account)
+            rep = reports.get(sl.account)
+            rows.append({"account": sl.account, "role": sl.role, "candidate": sl.candidate_id,
+                         "equity": round(cap.last_equity, 2) if cap else sl.capital,
+                         "pnl": round(cap.last_equity - cap.principal, 4) if cap else 0.0,
+                         "orders": sum((rep.counts() if rep else {}).values()),
+                         "note": "; ".join(rep.reasons)[:80] if rep and not rep.ran else ""})
+    return rows
