@@ -70,7 +70,8 @@ def test_warm_passes_when_the_candidate_beats_its_baseline_twin(tmp_path: Path, 
     sleeves = pipe.sleeves()
     assert [s.role for s in sleeves] == ["warm", "warm_baseline"] and sleeves[0].capital == 100.0
     reports = tick_sleeves(engine, coord, market(UP), sleeves, catch_up_bars=50)
-    assert set(reports) == {"main", "main:c1:warm", "main:c1:warm-base"}
+    twin = sleeves[1].account
+    assert twin.startswith("main:warm-base:") and set(reports) == {"main", "main:c1:warm", twin}
     assert pipe.due() == []  # the 4 h window has not passed
     clock.t += 4 * 3600
     [made] = pipe.advance()
@@ -220,4 +221,4 @@ def test_a_sleeve_crossing_a_rule1_line_stops_itself_not_the_account(tmp_path: P
         assert s.get(Flag, "hardstop:main:c1:warm").on
         assert s.get(Flag, "hardstop") is None  # the account trades on
     assert not engine.status()["hardstop"]["on"]
-    assert not reports["main:c1:warm-base"].mark.snapshot.hardstop
+    assert not reports[pipe.sleeves()[1].account].mark.snapshot.hardstop

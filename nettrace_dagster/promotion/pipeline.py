@@ -96,15 +96,18 @@ class Pipeline:
     def sleeves(self) -> list[Sleeve]:
         """The sleeves to trade beside the FULL set: each WARM / LIMITED candidate and its twin."""
         current = in_force.current(self.ledger)
-        out = []
+        out, twins = [], {}
         for c in self.candidates(("WARM", "LIMITED")):
             role = c.stage.lower()
-            capital = float(c.evidence.get(role + "_start", {}).get("capital", self.config.sleeve_capital))
-            out.append(Sleeve(sleeve_account(self.main, c.id, role), role, c.param_set, capital, c.id,
-                              c.strategy_files))
-            out.append(Sleeve(sleeve_account(self.main, c.id, role + "-base"), role + "_baseline",
-                              current.param_set, capital, c.id, current.strategy_files))
-        return out
+            start = c.evidence.get(role + "_start", {})
+            capital = float(start.get("capital", self.config.sleeve_capital))
+            cand, base = start.get("accounts") or (sleeve_account(self.main, c.id, role),
+                                                   sleeve_account(self.main, c.id, role + "-base"))
+            out.append(Sleeve(cand, role, c.param_set, capital, c.id, c.strategy_files))
+            # Candidates that started a stage together share one twin: the same set on the same bars.
+            twins.setdefault(base, Sleeve(base, role + "_baseline", current.param_set, capital, None,
+                                          current.strategy_files))
+        return out + list(twins.values())
 
     # --- advancing -----------------------------------------------------------------------------
     def advance(self, by: str = "promotion_sensor") -> list[dict[str, Any]]:
@@ -162,14 +165,15 @@ class Pipeline:
         import json
 
         evidence = json.loads(c.evidence or "{}")
+        twin = f"{self.main}:{role}-base:{int(self.clock())}:{int(capital * 100)}"
         evidence[role + "_start"] = {"capital": capital, "at": self.clock(),
-                                     "accounts": [sleeve_account(self.main, c.id, role),
-                                                  sleeve_account(self.main, c.id, role + "-base")]}
+                                     "accounts": [sleeve_account(self.main, c.id, role), twin]}
         c.evidence = json.dumps(evidence, default=str)
 
-    def sleeve_evidence(self, cid: int, role: str, capital: float, since: float) -> dict[str, Any]:
+    def sleeve_evidence(self, cid: int, role: str, capital: float, since: float,
+                        accounts: list[str] | None = None) -> dict[str, Any]:
         """Both sleeves' P&L over the stage, the edge, and the candidate sleeve's fills."""
-        cand, base = sleeve_account(self.main, cid, role), sleeve_account(self.main, cid, role + "-base")
+        cand, base = accounts or (sleeve_account(self.main, cid, role), sleeve_account(self.main, cid, role + "-base"))
         with self.ledger.read() as s:
             caps = {a: s.get(Capital, a) for a in (cand, base)}
             fills = int(s.scalar(select(func.count()).select_from(Order).where(
@@ -185,7 +189,8 @@ class Pipeline:
         view = self.candidate(cid)
         start = view.evidence.get(role + "_start", {})
         ev = self.sleeve_evidence(cid, role, float(start.get("capital", self.config.sleeve_capital)),
-                                  float(start.get("at", view.stage_started_at)))
+                                  float(start.get("at", view.stage_started_at)), start.get("accounts"))
+        ev["accounts"] = start.get("accounts")
         ok = ev["edge"] >= threshold and ev["candidate_fills"] >= self.config.min_fills
         ev.update(min_edge=threshold, min_fills=self.config.min_fills, passed=ok)
         why = (f"{role.upper()}: candidate P&L ${ev['candidate_pnl']:+.2f} vs baseline ${ev['baseline_pnl']:+.2f}, "
