@@ -51,7 +51,7 @@ class Clock:
 
 def world(tmp: Path, config: PromotionConfig | None = None, evaluator: Any = None,
           capital: float = 100.0) -> tuple[Ledger, ExecutionEngine, Coordinator, Pipeline, Clock]:
-    ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}")
+    ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}", "NORMAL")  # no fsync: tests, not money
     clock = Clock()
     engine = ExecutionEngine(ledger, PaperBroker(ledger), audit_dir=tmp / "audit", initial_capital=capital,
                              clock=clock)

@@ -23,7 +23,7 @@ GOOD = param_set([1], [5])
 
 def _promoted(tmp: Path, marks: list[float], baseline_sharpe: float = 0.0) -> Ledger:
     """An account whose FULL set was promoted at T0 with $100, then marked at `marks` (one a minute)."""
-    ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}")
+    ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}", "NORMAL")  # no fsync: tests, not money
     with ledger.tx() as s:
         in_force.activate_in(s, param_set([2], [4]), by="test", reason="first", now=T0 - 86400)
         in_force.activate_in(s, GOOD, by="test", reason="second", candidate_id=None, now=T0,

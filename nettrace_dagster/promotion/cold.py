@@ -50,6 +50,7 @@ def engine_backtest(candles: dict[str, pl.DataFrame], param_set: dict[str, Any],
     files = strategy_files or {}
     eparams = engine_params(param_set["portfolio"])
     rets: list[np.ndarray] = []
+    trades = 0
     ppy = None
     for symbol in sorted(candles):
         df = candles[symbol]
@@ -61,6 +62,7 @@ def engine_backtest(candles: dict[str, pl.DataFrame], param_set: dict[str, Any],
                                else get_strategy(name))
             result = run_backtest(df, strat, params, eparams, rules=rules or Rules())
             rets.append(bar_returns(result.equity, eparams.initial_equity))
+            trades += result.metrics.trades
     if not rets:
         raise ValueError("no bars to backtest in the COLD window")
     n = min(len(r) for r in rets)
@@ -70,7 +72,7 @@ def engine_backtest(candles: dict[str, pl.DataFrame], param_set: dict[str, Any],
     std = float(portfolio.std(ddof=1)) if n > 1 else 0.0
     sharpe = float(portfolio.mean() / std * math.sqrt(ppy or 1.0)) if std > 0 else 0.0
     return {"sharpe": sharpe, "total_return": float(growth[-1] - 1.0),
-            "max_drawdown": float(np.max(1.0 - growth / peak)), "bars": n, "runs": len(rets),
+            "max_drawdown": float(np.max(1.0 - growth / peak)), "bars": n, "runs": len(rets), "trades": trades,
             "evaluator": "engine_backtest"}
 
 

@@ -61,12 +61,14 @@ class SimClock:
 
 
 def probe_sets(history: dict[str, pl.DataFrame], days: float, rules: Any, keep: int = 3,
-               draws: int = 8, seed: int = 1) -> list[dict[str, Any]]:
+               draws: int = 8, seed: int = 1, warm_bars: float = 240.0) -> list[dict[str, Any]]:
     """Candidates when the optimizer has published none (it is a separate part of the platform):
     each built-in strategy alone with its defaults and `draws` seeded random draws from its
     `param_space`, with and without a trailing stop, ranked by the COLD backtest on the lake's last
-    `days`; the best `keep` with a positive Sharpe. Not a search and with no gate evidence: they
-    still have to beat their baseline twins on bars they were never chosen on."""
+    `days`: the best of each strategy with a positive Sharpe that traded at least once per WARM
+    window on average (a set that never trades in WARM has no evidence), the `keep` best of those.
+    Not a search and with no gate evidence: they still have to beat their baseline twins on bars
+    they were never chosen on."""
     evaluate = make_cold_evaluator(lambda: history, days, CAPITAL, rules)
     rng = random.Random(seed)
     neutral = default_param_set()["portfolio"]
@@ -82,14 +84,19 @@ def probe_sets(history: dict[str, pl.DataFrame], days: float, rules: Any, keep: 
             for portfolio in ({}, {"trailing_stop": 0.005}):
                 ps = {"portfolio": {**neutral, **portfolio}, "strategies": {name: params}}
                 try:
-                    sharpe = float(evaluate(ps, {})["sharpe"])
+                    result = evaluate(ps, {})
                 except Exception:  # noqa: BLE001 - an invalid draw (e.g. fast ≥ slow) is just not kept
                     continue
-                scored.append((sharpe, ps))
-    scored.sort(key=lambda x: -x[0])
-    return [{"param_set": ps, "regime": "", "source": f"probe set ({next(iter(ps['strategies']))})",
+                if result["sharpe"] > 0 and result.get("trades", 0) >= result["bars"] / warm_bars:
+                    scored.append((float(result["sharpe"]), name, ps))
+    best: dict[str, tuple[float, dict[str, Any]]] = {}
+    for sharpe, name, ps in scored:
+        if name not in best or sharpe > best[name][0]:
+            best[name] = (sharpe, ps)
+    chosen = sorted(best.items(), key=lambda kv: -kv[1][0])[:keep]
+    return [{"param_set": ps, "regime": "", "source": f"probe set ({name})",
              "gate": {"passed": True, "failed_tests": [], "note": "probe set: no optimizer, no gate evidence"},
-             "kind": "params"} for sharpe, ps in scored[:keep] if sharpe > 0]
+             "kind": "params"} for name, (_, ps) in chosen]
 
 
 def ledger_candidates(settings: Any) -> list[dict[str, Any]]:
@@ -215,7 +222,8 @@ def demo_section(settings: Any, instance: Any = None) -> tuple[dict[str, Any], l
     if used_probes:
         history = lake_candles(settings) or {s: bars_between(s, 0, 10_080, settings.nettrace_sim_seed)
                                              for s in settings.symbols}
-        submissions = probe_sets(history, float(settings.param_opt_cold_lookback_days), load_rules(settings))
+        submissions = probe_sets(history, float(settings.param_opt_cold_lookback_days), load_rules(settings),
+                                 warm_bars=float(settings.param_opt_warm_hours) * 60)
     if settings.market_source != "sim":
         rejected = [{"candidate": i + 1, "stages": ["REJECTED"] if not s["gate"].get("passed") else [],
                      "final_stage": "REJECTED" if not s["gate"].get("passed") else "NOT_REPLAYED",
