@@ -89,7 +89,7 @@ def build_candidates_asset(optimized: bool, validated: bool) -> dg.AssetsDefinit
         ins["validated_strategies"] = dg.AssetIn(key=VALIDATED, dagster_type=dg.Any)
 
     @dg.asset(name="candidates", ins=ins, group_name="promotion", io_manager_key="io_manager",
-              automation_condition=dg.AutomationCondition.eager() if ins else None)
+              automation_condition=dg.AutomationCondition.eager())
     def candidates(context: dg.AssetExecutionContext, **upstream: Any) -> dg.Output[None]:
         """Promotion candidates — optimized parameter sets and generated strategies — with their stage
         (COLD → WARM → LIMITED → FULL, or REJECTED / RETIRED / ROLLED_BACK) and the evidence of each

@@ -152,6 +152,10 @@ def test_cli_candidates_approve_reject_and_rollback(home: Path, capsys: pytest.C
     assert main(["approve", "42"]) == 2 and "no candidate 42" in capsys.readouterr().err
     assert main(["approve", str(cid), "--by", "dave", "--reason", "ok", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["stage"] == "FULL"
+    assert main(["status", "--json"]) == 0  # status reads the parameters in force from the ledger
+    st = json.loads(capsys.readouterr().out)
+    assert st["params_in_force"]["candidate_id"] == cid and st["rules"]["strategies_in_force"] == sorted(
+        _tuned()["strategies"])
     assert main(["reject", str(cid), "--reason", "late"]) == 2  # FULL: nothing to reject
     capsys.readouterr()
     assert main(["rollback", "params", "--json"]) == 0

@@ -302,7 +302,8 @@ class RiskGate:
                 strategies.append({"strategy": name, "trades": rec.trades, "win_rate": rec.win_rate,
                                    "net_pnl": rec.net_pnl, "sharpe": rec.sharpe,
                                    "status": state.status if state else "active"})
-            in_force = sorted(current_in(s).strategies)
+            current = current_in(s)
+            in_force = sorted(current.strategies)
             fired = [n for n in in_force if (st := s.get(StrategyState, (self.account, n))) and st.status == "fired"]
             positions = [{"strategy": p.strategy, "symbol": p.symbol, "qty": p.qty, "cost": p.cost,
                           "mark_price": p.mark_price, "value": p.qty * p.mark_price,
@@ -329,6 +330,9 @@ class RiskGate:
             "orders": {"by_status": orders, "open": sum(v for k, v in orders.items() if k in OPEN_STATES)},
             "reservations": {"active": int(n_res), "amount": float(sum_res)}, "strategies": strategies,
             "audit": {"pending": self.pending_audit(), "error": self.audit_error},
+            # the set the trader trades (the ledger's FULL set; id None: the defaults)
+            "params_in_force": {"id": current.id, "param_set_id": current.param_set_id,
+                                "candidate_id": current.candidate_id, "kind": current.kind},
         }
 
 
