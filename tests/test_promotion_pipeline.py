@@ -222,3 +222,36 @@ def test_a_sleeve_crossing_a_rule1_line_stops_itself_not_the_account(tmp_path: P
         assert s.get(Flag, "hardstop") is None  # the account trades on
     assert not engine.status()["hardstop"]["on"]
     assert not reports[pipe.sleeves()[1].account].mark.snapshot.hardstop
+
+
+def test_the_pipeline_and_the_parameters_in_force_on_postgresql(pg_url: str, tmp_path: Path, monkeypatch) -> None:
+    from nettrace_dagster.ledger.db import Ledger
+    from nettrace_dagster.promotion import guardrails
+    from nettrace_dagster.promotion.pipeline import Pipeline
+    from tests.promo_helpers import Clock
+
+    install_param_script(monkeypatch)
+    ledger, clock = Ledger(pg_url), Clock()
+    from nettrace_dagster.coordinator.core import Coordinator
+    from nettrace_dagster.execution.engine import ExecutionEngine
+    from nettrace_dagster.execution.paper import PaperBroker
+
+    engine = ExecutionEngine(ledger, PaperBroker(ledger), clock=clock)
+    coord = Coordinator(ledger, None, clock=clock)
+    pipe = Pipeline(ledger, PromotionConfig(limited_fraction=0.5, limited_min_edge=0.0001), clock=clock,
+                    cold_evaluator=lambda ps, files: {"sharpe": 2.0}, coordinator=coord)
+    cid, _ = pipe.submit(param_set([1], [5]))
+    assert pipe.advance()[0]["to"] == "WARM"
+    tick_sleeves(engine, coord, market(UP), pipe.sleeves(), catch_up_bars=50)
+    clock.t += 4 * 3600
+    assert pipe.advance()[0]["to"] == "LIMITED"
+    with ledger.tx() as s:
+        c = s.get(Candidate, cid)
+        c.param_set = json.dumps({**json.loads(c.param_set), "strategies": {"scripted": {"entries": [8], "exits": [12]}}})
+    tick_sleeves(engine, coord, market(UP + [106.0, 107.0, 109.0, 111.0, 112.0, 112.0]), pipe.sleeves(), catch_up_bars=50)
+    clock.t += 24 * 3600
+    assert pipe.advance()[0]["to"] == "FULL"
+    assert in_force.current(ledger).candidate_id == cid
+    guardrails.rollback(ledger, by="test", reason="pg")
+    assert in_force.current(ledger).kind == "rollback" and pipe.candidate(cid).stage == "ROLLED_BACK"
+    ledger.dispose()
