@@ -172,7 +172,11 @@ def test_sensors_request_runs_only_when_something_is_due(home: Path, monkeypatch
     from sensors.guardrails import guardrails_sensor
     from sensors.promotion import promotion_sensor
 
-    ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
+    instance = dg.DagsterInstance.ephemeral()
+    ctx = dg.build_sensor_context(instance=instance)
+    first = promotion_sensor(ctx)
+    assert isinstance(first, dg.RunRequest) and first.run_key == "promotion-first"  # never materialized yet
+    instance.report_runless_asset_event(dg.AssetMaterialization("candidates"))
     assert isinstance(promotion_sensor(ctx), dg.SkipReason)
     assert isinstance(guardrails_sensor(ctx), dg.SkipReason)
     ledger = ledger_of(load_settings())
