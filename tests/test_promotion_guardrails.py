@@ -143,6 +143,6 @@ def test_trade_fraction_multiplier_and_reserve_size_entries(tmp_path: Path, monk
 
 
 def test_a_stricter_fire_threshold_tightens_rule3(tmp_path: Path, monkeypatch) -> None:
-    t, _ = _trader_with(tmp_path, monkeypatch, fire_threshold=0.55, clone_threshold=0.5)
-    assert t.engine.rules.fire_win_rate == 0.55
+    t, _ = _trader_with(tmp_path, monkeypatch, fire_threshold=0.55, clone_threshold=0.5, promote_threshold=1.5)
+    assert t.engine.rules.fire_win_rate == 0.55 and t.engine.rules.clone_min_sharpe == 1.5
     assert t.engine.rules.clone_win_rate == 0.60  # a looser clone threshold is ignored

@@ -25,10 +25,11 @@ class ParamSetError(ValueError):
 
 def default_portfolio() -> dict[str, float]:
     """The portfolio parameters that change nothing: tiers and trailing stop off, Rule 3's own
-    thresholds, full sizing, the rules' $10 reserve floor."""
+    thresholds (fire / clone win rates, clone Sharpe for `promote_threshold`), full sizing, the
+    rules' $10 reserve floor. The same numbers as the optimizer's `default_param_set()`."""
     rules = Rules()
     return {"tp0": 0.0, "tp1": 0.0, "tp2": 0.0, "trailing_stop": 0.0, "fire_threshold": rules.fire_win_rate,
-            "promote_threshold": rules.clone_win_rate, "clone_threshold": rules.clone_win_rate,
+            "promote_threshold": rules.clone_min_sharpe, "clone_threshold": rules.clone_win_rate,
             "trade_fraction_mult": 1.0, "min_reserve_usd": rules.equity_floor_usd}
 
 
@@ -72,9 +73,10 @@ def validate_param_set(value: Any) -> dict[str, Any]:
 
 
 def param_set_id(value: dict[str, Any]) -> str:
-    """A content id: the same set always gets the same id (sha256 of its canonical JSON)."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=float)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    """A content id: the same set always gets the same id (sha256 of its canonical JSON, 12 hex
+    digits: the optimizer's `ParamSet.content_id` of the same JSON)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def loads(text: str) -> dict[str, Any]:

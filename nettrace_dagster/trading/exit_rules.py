@@ -7,12 +7,12 @@
   bar's high reaches entry × (1 + tpk) and sells `tpk_fraction` of the units bought (0.25, 0.25,
   the last enabled tier the rest). One difference, from acting on closed bars: the backtest fills
   at the level (or the open through a gap), the trader at the market after the bar (its close).
-- `fire_threshold` and `clone_threshold` tighten Rule 3's fire and clone win rates (never loosen:
-  the stricter of the rule and the parameter wins).
+- `fire_threshold` and `clone_threshold` tighten Rule 3's fire and clone win rates, and
+  `promote_threshold` the per-trade Sharpe a winner needs to be cloned (promoted to a second slot),
+  as the optimizer's portfolio backtest does (never loosen: the stricter of the rule and the
+  parameter wins).
 - `trade_fraction_mult` scales the rules' position fraction (capped by the rules' budget) and
   `min_reserve_usd` keeps that much cash untouched (see `Trader._sized`).
-- `promote_threshold` is not applied: one account has no per-strategy promotion (the promotion
-  pipeline is where sets are promoted); the portfolio backtest uses it.
 The per-position state (entry price, units bought, peak, tiers sold) is kept in the ledger
 (`ExitRuleState`, per account) and saved with the trader's cursor.
 """
@@ -44,6 +44,8 @@ def portfolio_rules(base: Rules, portfolio: dict[str, float]) -> Rules:
         changes["fire_win_rate"] = min(float(portfolio["fire_threshold"]), 1.0)
     if portfolio.get("clone_threshold", 0.0) > base.clone_win_rate:
         changes["clone_win_rate"] = min(float(portfolio["clone_threshold"]), 1.0)
+    if portfolio.get("promote_threshold", 0.0) > base.clone_min_sharpe:
+        changes["clone_min_sharpe"] = float(portfolio["promote_threshold"])
     return base.tightened(**changes) if changes else base
 
 

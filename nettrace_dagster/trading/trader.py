@@ -18,9 +18,9 @@ Per tick:
    exit. Held positions whose exit expired or was cancelled are sold first, at the latest close.
 3. The account is marked at the latest closes (equity curve, HARDSTOP latch, Rule 3 verdicts).
 The strategies and the portfolio parameters come from the parameter set in force (the ledger's
-FULL set, `paramsets.in_force`) unless given; `exit_rules.py` says how the portfolio parameters
-(take-profit tiers, trailing stop, trade-fraction multiplier, minimum reserve, stricter Rule 3
-thresholds) are applied, and which one the trader cannot apply (the promote threshold).
+FULL set, `paramsets.in_force`) unless given; `exit_rules.py` says how the nine portfolio
+parameters (take-profit tiers, trailing stop, trade-fraction multiplier, minimum reserve, stricter
+Rule 3 thresholds) are applied.
 Only one tick per account runs at a time: a process lock the operating system releases when its
 holder dies (`Coordinator.exclusive`), so a killed tick never blocks the next one.
 """
