@@ -255,3 +255,14 @@ def test_the_pipeline_and_the_parameters_in_force_on_postgresql(pg_url: str, tmp
     guardrails.rollback(ledger, by="test", reason="pg")
     assert in_force.current(ledger).kind == "rollback" and pipe.candidate(cid).stage == "ROLLED_BACK"
     ledger.dispose()
+
+
+def test_warm_is_paused_by_hardstop_and_judged_once_it_is_off(tmp_path: Path, monkeypatch) -> None:
+    ledger, engine, coord, pipe, clock, cid = _to_warm(tmp_path, monkeypatch)
+    tick_sleeves(engine, coord, market(UP), pipe.sleeves(), catch_up_bars=50)
+    clock.t += 4 * 3600
+    engine.set_hardstop(True, "maintenance")
+    assert pipe.advance() == [] and pipe.candidate(cid).stage == "WARM"
+    assert "HARDSTOP" in pipe.candidate(cid).evidence["paused"]
+    engine.set_hardstop(False, "done")
+    assert pipe.advance()[0]["to"] == "LIMITED"
