@@ -7,7 +7,10 @@ from assets.inputs import SymbolFrames, by_symbol, every_symbol
 from assets.market import candles as candles_asset
 from nettrace_dagster.charts import equity_story, markdown_table
 from nettrace_dagster.execution.resource import ExecutionResource
+from nettrace_dagster.paramsets import in_force
+from nettrace_dagster.promotion.runtime import pipeline_from_settings
 from nettrace_dagster.trading.portfolio import market_equity_curve, summary_line
+from nettrace_dagster.trading.sleeves import sleeve_rows, tick_sleeves
 from nettrace_dagster.trading.trader import Trader
 
 
@@ -15,13 +18,18 @@ from nettrace_dagster.trading.trader import Trader
           group_name="trading", kinds={"polars", "parquet"})
 def portfolio(context: dg.AssetExecutionContext, execution: ExecutionResource,
               candles: SymbolFrames) -> dg.Output[pl.DataFrame]:
-    """One trading tick — reconcile open orders, the active strategies' signals on the latest
+    """One trading tick of the parameter set in force (and of each promotion candidate's sleeve
+    beside it) — reconcile open orders, the active strategies' signals on the latest
     candles → intents → the execution layer (rules, ledger, broker) → fills — then the account:
     the equity curve in market time (the bars traded, from the starting capital, entries, exits and
     HARDSTOP marked), positions, daily P&L and where it stands against the capital rules."""
     candles = by_symbol(context, "candles", candles)
     engine = execution.engine()
-    report = Trader(engine, execution.coordinator(), catch_up_bars=execution.catch_up_bars).tick(candles)
+    # The FULL set trades the account; WARM / LIMITED candidates trade their sleeves beside it.
+    sleeves = pipeline_from_settings(execution.settings).sleeves()
+    reports = tick_sleeves(engine, execution.coordinator(), candles, sleeves, catch_up_bars=execution.catch_up_bars,
+                           main_trader=Trader(engine, execution.coordinator(), catch_up_bars=execution.catch_up_bars))
+    report = reports[engine.account]
     if not report.ran:
         context.log.warning("trading tick skipped: " + "; ".join(report.reasons))
     status = engine.status()
@@ -38,7 +46,10 @@ def portfolio(context: dg.AssetExecutionContext, execution: ExecutionResource,
         "tick": dg.MetadataValue.json({"bars": report.bars, "orders": counts, "reconcile": report.reconcile}),
         "positions": markdown_table(status["positions"]),
         "strategies": markdown_table(status["strategies"]),
+        "params_in_force": dg.MetadataValue.json(in_force.current(engine.ledger).to_dict()),
     }
+    if sleeves:
+        metadata["sleeves"] = markdown_table(sleeve_rows(engine, sleeves, reports))
     if story.unplaced:
         metadata["fills_without_bar_time"] = story.unplaced  # orders booked before bar times were recorded
     if curve.height:

@@ -312,6 +312,26 @@ SETTINGS: tuple[Setting, ...] = (
             bounds=SHARE),
     Setting("PARAM_OPT_MIN_OOS_SHARPE", "0.5", float, "Gate: annualised out-of-sample Sharpe a candidate needs.",
             bounds=FINITE),
+    # --- promotion (docs/promotion.md) ---
+    Setting("PARAM_OPT_COLD_LOOKBACK_DAYS", "7", float, "COLD stage: days of recent bars the candidate is backtested on.",
+            bounds=Range(0, 3650, low_open=True)),
+    Setting("PARAM_OPT_COLD_MIN_SHARPE", "0.5", float, "COLD stage: the backtest Sharpe a candidate needs.",
+            bounds=Range(-100, 100)),
+    Setting("PARAM_OPT_WARM_HOURS", "4", float, "WARM stage: hours the candidate trades on paper beside its baseline twin.",
+            bounds=Range(0, 8760)),
+    Setting("PARAM_OPT_WARM_MIN_EDGE", "0.10", float, "WARM stage: the edge over the baseline it needs (0.10 = +10 %).",
+            bounds=Range(0, 100, low_open=True)),
+    Setting("PARAM_OPT_LIMITED_HOURS", "24", float, "LIMITED stage: hours the candidate trades with a share of capital.",
+            bounds=Range(0, 8760)),
+    Setting("PARAM_OPT_LIMITED_MIN_EDGE", "0.15", float, "LIMITED stage: the edge over the baseline it needs (0.15 = +15 %).",
+            bounds=Range(0, 100, low_open=True)),
+    Setting("PARAM_OPT_LIMITED_FRACTION", "0.10", float, "LIMITED stage: share of the account's equity the candidate trades.",
+            bounds=Range(0, 1, low_open=True)),
+    Setting("NETTRACE_REQUIRE_APPROVAL", "0", bool, "1: a candidate waits at LIMITED until `nettrace approve ID` (or the approval job)."),
+    Setting("PARAM_OPT_ROLLBACK_SHARPE_DROP", "0.30", float, "Guardrail: roll back when the FULL set's Sharpe falls this far below the replaced set's.",
+            bounds=Range(0, 10, low_open=True)),
+    Setting("PARAM_OPT_ROLLBACK_MAX_DRAWDOWN", "0.08", float, "Guardrail: roll back when the FULL set's drawdown since activation exceeds this.",
+            bounds=Range(0, 1, low_open=True)),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

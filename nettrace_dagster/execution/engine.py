@@ -60,9 +60,9 @@ class ExecutionEngine:
     def __init__(self, ledger: Ledger, broker: Broker, rules: Rules | None = None, costs: CostModel | None = None,
                  audit_dir: Path | str | None = None, account: str = "main", initial_capital: float = 100.0,
                  min_order_usd: float = 5.0, intent_ttl_s: float = 600.0, open_order_ttl_s: float = 120.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, hardstop_scope: str = "global") -> None:
         self.ledger, self.broker = ledger, broker
-        self.gate = RiskGate(ledger, rules, account, audit_dir, initial_capital, broker.mode, clock)
+        self.gate = RiskGate(ledger, rules, account, audit_dir, initial_capital, broker.mode, clock, hardstop_scope)
         self.costs = costs or CostModel()
         self.min_order_usd = min_order_usd
         self.intent_ttl_s, self.open_order_ttl_s, self.clock = intent_ttl_s, open_order_ttl_s, clock
@@ -131,7 +131,7 @@ class ExecutionEngine:
         unsent entry is refused once HARDSTOP is on."""
         with self.ledger.read() as s:
             order = s.scalars(select(Order).where(Order.client_order_id == coid)).one()
-            hardstop = acc.hardstop_on(s)
+            hardstop = acc.hardstop_on(s, self.account)
         if order.status not in SENDABLE:
             return self._decision_of(order)
         request = OrderRequest(coid, order.symbol, order.side, order.qty, order.price_ref)

@@ -72,8 +72,15 @@ class RiskGate:
 
     def __init__(self, ledger: Ledger, rules: Rules | None = None, account: str = "main",
                  audit_dir: Path | str | None = None, initial_capital: float = 100.0, mode: str = "paper",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, hardstop_scope: str = "global") -> None:
         self.ledger, self.rules, self.account, self.mode = ledger, rules or Rules(), account, mode
+        # The rules before any parameter set tightened them (the trader re-derives from these).
+        self.base_rules = self.rules
+        # "global": a Rule 1 trigger latches the one HARDSTOP (every account stops). "account": a
+        # promotion sleeve's trigger latches only its own flag (its paper money, not the account's).
+        if hardstop_scope not in ("global", "account"):
+            raise ValueError(f"hardstop_scope must be global or account, not {hardstop_scope!r}")
+        self.latch_flag = HARDSTOP if hardstop_scope == "global" else acc.account_hardstop_flag(account)
         self.audit_dir = Path(audit_dir) if audit_dir is not None else None
         self.clock = clock
         self.audit_error = ""  # the last failure to write the audit log ("" once it works again)
@@ -155,12 +162,12 @@ class RiskGate:
         reasons = self.rules.hardstop_reasons(r.snapshot)
         if not reasons or r.snapshot.hardstop:
             return
-        self._set_flag(s, True, "; ".join(reasons), "rules")
+        self._set_flag(s, True, "; ".join(reasons), "rules", self.latch_flag)
         r.snapshot = replace(r.snapshot, hardstop=True)
         events.append(("hardstop_on", {"by": "rules", "reasons": reasons, "equity": r.snapshot.equity}))
 
-    def _set_flag(self, s: Session, on: bool, reason: str, by: str) -> None:
-        flag = s.get(Flag, HARDSTOP) or Flag(name=HARDSTOP)
+    def _set_flag(self, s: Session, on: bool, reason: str, by: str, name: str = HARDSTOP) -> None:
+        flag = s.get(Flag, name) or Flag(name=name)
         flag.on, flag.reason, flag.updated_by, flag.updated_at = on, reason, by, self.clock()
         s.add(flag)
 
@@ -286,7 +293,7 @@ class RiskGate:
     def status(self) -> dict[str, Any]:
         """Everything an operator asks first: money, positions, rules, orders, strategies. A Rule 1
         trigger that holds is latched here too, so status never says "off" while one holds."""
-        from nettrace_dagster.strategies.registry import params_in_force
+        from nettrace_dagster.paramsets.in_force import current_in
 
         with self.tx() as (s, events):
             now = self.clock()
@@ -308,7 +315,8 @@ class RiskGate:
                 strategies.append({"strategy": name, "trades": rec.trades, "win_rate": rec.win_rate,
                                    "net_pnl": rec.net_pnl, "sharpe": rec.sharpe,
                                    "status": state.status if state else "active"})
-            in_force = sorted(params_in_force())
+            current = current_in(s)
+            in_force = sorted(current.strategies)
             fired = [n for n in in_force if (st := s.get(StrategyState, (self.account, n))) and st.status == "fired"]
             positions = [{"strategy": p.strategy, "symbol": p.symbol, "qty": p.qty, "cost": p.cost,
                           "mark_price": p.mark_price, "value": p.qty * p.mark_price,
@@ -335,6 +343,9 @@ class RiskGate:
             "orders": {"by_status": orders, "open": sum(v for k, v in orders.items() if k in OPEN_STATES)},
             "reservations": {"active": int(n_res), "amount": float(sum_res)}, "strategies": strategies,
             "audit": {"pending": self.pending_audit(), "error": self.audit_error},
+            # the set the trader trades (the ledger's FULL set; id None: the defaults)
+            "params_in_force": {"id": current.id, "param_set_id": current.param_set_id,
+                                "candidate_id": current.candidate_id, "kind": current.kind},
         }
 
 

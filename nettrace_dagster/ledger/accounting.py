@@ -73,10 +73,22 @@ def lock_account(s: Session, account: str) -> Capital:
     return cap
 
 
-def hardstop_on(s: Session) -> bool:
-    """The persisted kill switch: the one place its flag is read."""
+def hardstop_on(s: Session, account: str | None = None) -> bool:
+    """The persisted kill switch: the one place its flag is read. With `account`, a sleeve's own
+    latch counts too (`account_hardstop_flag`): a candidate's paper sleeve that crosses a Rule 1
+    line stops itself, never the account that trades the parameters in force."""
     flag = s.get(Flag, HARDSTOP)
-    return bool(flag and flag.on)
+    if flag is not None and flag.on:
+        return True
+    if account is None:
+        return False
+    own = s.get(Flag, account_hardstop_flag(account))
+    return bool(own and own.on)
+
+
+def account_hardstop_flag(account: str) -> str:
+    """The flag a sleeve-scoped risk gate latches instead of the global HARDSTOP."""
+    return f"{HARDSTOP}:{account}"
 
 
 @dataclass
@@ -114,7 +126,7 @@ def refresh(s: Session, rules: Rules, account: str, marks: dict[str, float] | No
     snap = AccountSnapshot(equity=equity, cash=cap.cash, principal=cap.principal, peak_equity=cap.peak_equity,
                            day_start_equity=cap.day_start_equity, locked_profit=cap.locked_profit,
                            principal_locked=cap.principal_locked, reserved=float(reserved),
-                           hardstop=hardstop_on(s))
+                           hardstop=hardstop_on(s, account))
     return Refreshed(cap, snap, positions)
 
 

@@ -253,3 +253,7 @@ class TraderCursor(Base):
     last_bar_ms: Mapped[int] = mapped_column(BigInteger)
 from nettrace_dagster.ledger import deploy_tables  # noqa: E402,F401
 from nettrace_dagster.ledger import review_tables  # noqa: E402,F401
+
+
+# --- promotion state (candidates, parameters in force, sleeves' exit rules) ------------------------
+from nettrace_dagster.ledger import promotion_tables  # noqa: E402,F401

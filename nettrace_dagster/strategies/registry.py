@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import math
@@ -17,10 +18,34 @@ STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (SmaCross, Mom
 
 
 def params_in_force() -> dict[str, dict[str, Any]]:
-    """The one source of the parameters each strategy trades and is backtested with (the trader,
-    the `backtests` asset and the UI all read it). Until optimized parameters are published,
-    every built-in strategy with its defaults."""
+    """Every built-in strategy with its defaults: the parameters in force when no set was
+    promoted. The parameters actually in force are the ledger's FULL set; read them with
+    `nettrace_dagster.paramsets.in_force.current(ledger)` (the trader, the `backtests` asset and
+    `nettrace status` do)."""
     return {name: dict(cls.default_params) for name, cls in sorted(STRATEGIES.items())}
+
+
+_VERIFIED: dict[str, Strategy] = {}
+
+
+def file_sha256(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_verified_strategy(path: Path | str, sha256: str) -> Strategy:
+    """A promoted strategy file, loaded only if its content is still the one validated
+    (StrategyError otherwise: a file changed after validation never trades). Cached by hash."""
+    if sha256 in _VERIFIED:
+        return _VERIFIED[sha256]
+    try:
+        actual = file_sha256(path)
+    except OSError as exc:
+        raise StrategyError(f"{path}: cannot read the promoted strategy ({exc.strerror or exc})") from None
+    if actual != sha256:
+        raise StrategyError(f"{path}: content changed since it was validated (sha256 {actual[:12]}… "
+                            f"≠ {sha256[:12]}…): not trading it")
+    _VERIFIED[sha256] = strategy = load_strategy_file(path)
+    return strategy
 
 
 def get_strategy(name: str) -> Strategy:
