@@ -32,6 +32,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 DEMO_SECTIONS: tuple[str, ...] = (
     "nettrace_dagster.discovery.demo:demo_section",
     "nettrace_dagster.optimize.demo:demo_section",
+    "nettrace_dagster.promotion.demo:demo_section",
     "nettrace_dagster.deploy.demo:demo_section",
 )
 

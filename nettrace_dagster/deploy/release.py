@@ -120,6 +120,12 @@ def create_release(params: dict[str, Any] | None = None, strategy_files: dict[st
     The promotion pipeline calls this at FULL with the promoted ParamSet."""
     settings = settings or load_settings()
     ledger = ledger or ledger_of(settings)
+    if params is None:  # the parameters in force: the ledger's FULL set (defaults before any)
+        from nettrace_dagster.paramsets.in_force import current
+
+        now_in_force = current(ledger)
+        params = now_in_force.param_set
+        strategy_files = {name: f["path"] for name, f in now_in_force.strategy_files.items()}
     content = release_content(params, strategy_files, settings)
     rid = release_id_of(content)
     now = time.time()

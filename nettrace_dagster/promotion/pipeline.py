@@ -57,8 +57,12 @@ class Pipeline:
     def __init__(self, ledger: Ledger, config: PromotionConfig | None = None, *,
                  audit_dir: Path | str | None = None, main_account: str = "main",
                  clock: Callable[[], float] = time.time, cold_evaluator: ColdEvaluator | None = None,
-                 coordinator: Coordinator | None = None) -> None:
+                 coordinator: Coordinator | None = None,
+                 on_release: Callable[[in_force.InForce], None] | None = None) -> None:
         self.ledger, self.config = ledger, config or PromotionConfig()
+        # Called after a FULL set is committed (never inside the transaction): the deploy
+        # pillar makes it a release, which the deploy sensor rolls out region by region.
+        self.on_release = on_release
         self.audit_dir = Path(audit_dir) if audit_dir is not None else None
         self.main, self.clock = main_account, clock
         self.cold_evaluator = cold_evaluator
@@ -235,7 +239,8 @@ class Pipeline:
                               "(NETTRACE_REQUIRE_APPROVAL=1)", ev, self.clock(), "limited")
                 return {"candidate": cid, "from": "LIMITED", "to": "LIMITED", "reason": "waiting for approval"}
             store.move_in(s, c, "LIMITED", "pass", by, reason, ev, self.clock(), "limited")
-            on_full(s, c, by=c.approved_by or by, reason=reason, now=self.clock(), main_account=self.main)
+            new = on_full(s, c, by=c.approved_by or by, reason=reason, now=self.clock(), main_account=self.main)
+        self._released(new)
         return {"candidate": cid, "from": "LIMITED", "to": "FULL", "reason": reason}
 
     def _note(self, cid: int, stage: str, why: str) -> dict[str, Any] | None:
@@ -261,13 +266,15 @@ class Pipeline:
             now = self.clock()
             c.approved_by, c.approved_at = by, now
             store.move_in(s, c, "LIMITED", "approve", by, reason or "approved", {}, now)
-            to = "LIMITED"
+            to, new = "LIMITED", None
             if c.waiting_approval:
                 c.waiting_approval = False
-                on_full(s, c, by=by, reason=f"approved by {by}: {reason}".rstrip(": "), now=now,
-                        main_account=self.main)
+                new = on_full(s, c, by=by, reason=f"approved by {by}: {reason}".rstrip(": "), now=now,
+                              main_account=self.main)
                 to = "FULL"
         self.flush()
+        if new is not None:
+            self._released(new)
         return {"candidate": cid, "stage": to, "approved_by": by}
 
     def reject(self, cid: int, by: str, reason: str) -> dict[str, Any]:
@@ -285,6 +292,10 @@ class Pipeline:
 
     def flush(self) -> int:
         return in_force.flush_outbox(self.ledger, self.audit_dir)
+
+    def _released(self, new: in_force.InForce) -> None:
+        if self.on_release is not None:
+            self.on_release(new)
 
 
 def account_sharpe_in(s: Session, account: str, since: float | None = None, until: float | None = None,
