@@ -45,7 +45,7 @@ def test_demo_runs_on_two_celery_workers_with_postgres_instance(
     with pg_database.schema("dg") as dagster_schema, pg_database.schema("ledger") as ledger_schema:
         pg_instance = dagster_pg_url(pg_database, dagster_schema)
         env = project_env(home, NETTRACE_DAGSTER_PG_URL=pg_instance, NETTRACE_CELERY_BROKER_URL=redis_url,
-                          NETTRACE_LEDGER_URL=pg_database.url(ledger_schema))
+                          NETTRACE_LEDGER_URL=pg_database.url(ledger_schema), NETTRACE_TRADER_CATCH_UP_BARS="300")
         logs = {name: tmp_path / f"{name}.log" for name in ("alpha", "beta")}
         with process(nettrace("worker", "--name", "alpha"), env, logs["alpha"]) as alpha, \
                 process(nettrace("worker", "--name", "beta"), env, logs["beta"]) as beta:
