@@ -31,6 +31,9 @@ INSTANCE_CONFIG: dict[str, Any] = {
         "pools": {"default_limit": 1},
         "runs": {"max_concurrent_runs": 8, "tag_concurrency_limits": RUN_TAG_LIMITS},
     },
+    # Launch dequeued runs from threads: one launch waits for its run worker to start (seconds on a
+    # busy machine), so launching one after another would serialise runs the quotas allow at once.
+    "run_queue": {"dequeue_use_threads": True, "dequeue_num_workers": 4},
 }
 
 # The one storage block NetTrace writes: PostgreSQL for runs, event logs and schedules.
