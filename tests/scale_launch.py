@@ -30,10 +30,12 @@ def write_workspace(path: Path, module: str, location: str) -> Path:
     return path
 
 
-def tune_instance(dagster_home: Path, **keys: object) -> None:
+def tune_instance(dagster_home: Path, drop: tuple[str, ...] = (), **keys: object) -> None:
     """Add keys to the generated dagster.yaml (kept by prepare_home's merge), e.g. a faster queue."""
     path = dagster_home / "dagster.yaml"
     config = yaml.safe_load(path.read_text()) or {}
+    for key in drop:
+        config.pop(key, None)
     for key, value in keys.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) \
             else value
