@@ -15,6 +15,7 @@ import dagster as dg
 import polars as pl
 
 from nettrace_dagster.coordinator.quotas import run_tags
+from nettrace_dagster.distributed import executor_for
 from nettrace_dagster.market.lake import AtomicParquetIOManager
 from nettrace_dagster.settings import load_settings
 
@@ -72,6 +73,11 @@ backtest_job = dg.define_asset_job("load_backtest", [backtest_like], tags=run_ta
 optimization_job = dg.define_asset_job("load_optimization", [optimization_like], tags=run_tags("backtest"), **_job)
 paper_job = dg.define_asset_job("load_paper", [paper_tick_like], tags=run_tags("paper"), **_job)
 
+# The same backtest-like step through the executor the settings pick (Celery with a broker set):
+# what tests/test_scale_celery.py sends over RabbitMQ.
+distributed_job = dg.define_asset_job("load_distributed", [backtest_like], partitions_def=slots,
+                                      executor_def=executor_for(load_settings()) or dg.multiprocess_executor)
+
 defs = dg.Definitions(assets=[backtest_like, optimization_like, paper_tick_like],
-                      jobs=[backtest_job, optimization_job, paper_job],
+                      jobs=[backtest_job, optimization_job, paper_job, distributed_job],
                       resources={"io_manager": AtomicParquetIOManager(base_dir=str(load_settings().lake_dir))})

@@ -19,7 +19,16 @@ from sqlalchemy import func, select
 from nettrace_dagster.ledger.db import Ledger
 from nettrace_dagster.ledger.models import PaperOrder
 from tests.pg import ScratchDatabase
-from tests.scale import ROOT, dagster_pg_url, nettrace, process, project_env, redis_url, wait_for  # noqa: F401
+from tests.scale import (  # noqa: F401 - fixtures
+    ROOT,
+    amqp_url,
+    dagster_pg_url,
+    nettrace,
+    process,
+    project_env,
+    redis_url,
+    wait_for,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -95,3 +104,39 @@ def driver_pid_absent(pids: set[int], *worker_pids: int) -> bool:
     """Steps ran in the workers' pool processes: at least two distinct pids, none a worker's main pid
     or the test process."""
     return len(pids) >= 2 and not pids & {*worker_pids, __import__("os").getpid()}
+
+
+AMQP_DRIVER = """
+import json, sys
+import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from nettrace_dagster.instance import prepare_home
+from nettrace_dagster.settings import load_settings
+prepare_home(load_settings())
+repo = ReconstructableRepository.for_module("tests.scale_load_defs", "defs", working_directory=".")
+with dg.DagsterInstance.get() as instance:
+    instance.add_dynamic_partitions("load_slot", ["amqp-1"])
+    result = dg.execute_job(repo.get_reconstructable_job("load_distributed"), instance,
+                            tags={"dagster/partition": "amqp-1"})
+    print(json.dumps({"run_id": result.run_id, "success": result.success}))
+"""
+
+
+def test_a_step_over_rabbitmq_on_a_nettrace_worker(home: Path, tmp_path: Path, amqp_url: str,  # noqa: F811
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AMQP broker (RabbitMQ) works like Redis: the step runs on the worker, its result comes back."""
+    env = project_env(home, NETTRACE_CELERY_BROKER_URL=amqp_url, NETTRACE_LOAD_WORK_S="0.2")
+    log = tmp_path / "rabbit.log"
+    with process(nettrace("worker", "--name", "rabbit"), env, log) as worker:
+        wait_for(lambda: "ready." in log.read_text(errors="replace"), 60, "the worker to connect to RabbitMQ",
+                 proc=worker, log=log)
+        driver = subprocess.run([sys.executable, "-c", AMQP_DRIVER], env=env, cwd=ROOT, capture_output=True,
+                                text=True, timeout=180)
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    outcome = json.loads(driver.stdout.strip().splitlines()[-1])
+    assert outcome["success"]
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    with dg.DagsterInstance.get() as instance:
+        names = worker_names(instance, outcome["run_id"])
+    assert set(names) == {"backtest_like"} and names["backtest_like"].startswith("rabbit@"), names
+    assert (home / "lake" / "backtest_like" / "amqp-1.parquet").is_file()
