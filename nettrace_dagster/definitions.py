@@ -15,6 +15,7 @@ import dagster as dg
 import assets
 import jobs
 import sensors
+from nettrace_dagster.distributed import executor_for
 from nettrace_dagster.resources import build_resources
 from nettrace_dagster.settings import Settings, load_settings
 
@@ -24,11 +25,13 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """The code location for `settings` (default: the process environment, read now)."""
+    settings = settings or load_settings()
     return dg.Definitions.merge(
         dg.load_definitions_from_package_module(assets),
         dg.load_definitions_from_package_module(jobs),
         dg.load_definitions_from_package_module(sensors),
-        dg.Definitions(resources=build_resources(settings or load_settings())),
+        # executor: Celery workers when NETTRACE_CELERY_BROKER_URL is set, else Dagster's default
+        dg.Definitions(resources=build_resources(settings), executor=executor_for(settings)),
     )
 
 

@@ -166,10 +166,36 @@ class WarehouseResource(dg.ConfigurableResource):
         return Warehouse(Path(self.lake_dir), Path(self.audit_dir))
 
 
+class LakeIOManager(AtomicParquetIOManager):
+    """The lake's IO manager with its folder pinned (see the module docstring): the settings' lake,
+    on whichever machine runs the step. `base_dir` stays in Dagster's schema (inherited), but a run
+    config that names another folder fails the step before anything is read or written."""
+
+    _lake_dir: str | None = PrivateAttr(default=None)
+
+    def __init__(self, lake_dir: str | None = None, **values: Any) -> None:
+        super().__init__(**values)
+        self._lake_dir = lake_dir
+
+    def _with_updated_values(self, values: Mapping[str, Any] | None) -> LakeIOManager:
+        copy = super()._with_updated_values(values)
+        copy._lake_dir = self._lake_dir
+        return copy  # type: ignore[return-value]
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from upath import UPath
+
+        lake = Path(self._lake_dir or load_settings().lake_dir).resolve()
+        if self.base_dir is not None and Path(self.base_dir).resolve() != lake:
+            raise SettingsError(f"io_manager base_dir {self.base_dir!r} refused: the lake is pinned to {lake} "
+                                "by NETTRACE_HOME, never chosen by run config")
+        self._base_path = UPath(str(lake))
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     lake = str(settings.lake_dir)
     resources: dict[str, Any] = {
-        "io_manager": AtomicParquetIOManager(base_dir=lake),
+        "io_manager": LakeIOManager(lake_dir=lake),
         "json_io_manager": JsonIOManager(base_dir=lake),
         "market": MarketDataResource(
             **_market_defaults(settings), sim_seed=settings.nettrace_sim_seed, sim_bars=settings.nettrace_sim_bars,

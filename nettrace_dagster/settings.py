@@ -140,6 +140,25 @@ def _api_base_url(value: str) -> str | None:
     if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
         return None
     return "expected an https URL, or http://127.0.0.1:PORT for a loopback fake"
+def _postgres_url(value: str) -> str | None:
+    # dagster-postgres hands the URL to SQLAlchemy; 2.1 maps a bare postgresql:// to psycopg 3, on
+    # which its `NOTIFY run_events, %(id)s` is a syntax error. psycopg2 must be named.
+    if not value or value.startswith("postgresql+psycopg2://"):
+        return None
+    return ("expected postgresql+psycopg2://user:password@host:5432/database (dagster-postgres needs the "
+            "psycopg2 driver named)")
+
+
+def _broker_url(value: str) -> str | None:
+    if not value or value.startswith(("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")):
+        return None
+    return "expected a redis://… or amqp://… URL"
+
+
+def _backend_url(value: str) -> str | None:
+    if not value or value.startswith(("redis://", "rediss://", "rpc://", "db+")):
+        return None
+    return "expected redis://…, rpc:// or db+postgresql://…"
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -332,6 +351,18 @@ SETTINGS: tuple[Setting, ...] = (
             bounds=Range(0, 10, low_open=True)),
     Setting("PARAM_OPT_ROLLBACK_MAX_DRAWDOWN", "0.08", float, "Guardrail: roll back when the FULL set's drawdown since activation exceeds this.",
             bounds=Range(0, 1, low_open=True)),
+    # Scale-out (issue 13): the Dagster instance on PostgreSQL, steps on Celery workers.
+    Setting("NETTRACE_DAGSTER_PG_URL", "", str,
+            "PostgreSQL URL (`postgresql+psycopg2://user:pw@host:5432/db`) for Dagster's runs, event logs and schedules. "
+            "Empty: SQLite under NETTRACE_HOME/dagster. dagster.yaml refers to it by name, never by value.",
+            check=_postgres_url, secret=True),
+    Setting("NETTRACE_CELERY_BROKER_URL", "", str,
+            "Celery broker (`redis://127.0.0.1:6379/0` or `amqp://guest:guest@127.0.0.1:5672//`): runs' steps go "
+            "to `nettrace worker` processes. Empty: steps run on the launching machine.",
+            check=_broker_url, secret=True),
+    Setting("NETTRACE_CELERY_BACKEND_URL", "", str,
+            "Celery result backend. Empty: the broker's Redis for a redis broker, `rpc://` for AMQP.",
+            check=_backend_url, secret=True),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
