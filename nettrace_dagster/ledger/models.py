@@ -243,6 +243,16 @@ class Activity(Base):
     expires_at: Mapped[float] = mapped_column(Float)
 
 
+# --- the trader's cursor ------------------------------------------------------------------------
+class TraderCursor(Base):
+    """The last bar (epoch ms) the trader acted on, per account and symbol: a bar is traded once."""
+
+    __tablename__ = "trader_cursors"
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_bar_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 # Tables of the other concerns, each in its own module on this Base (imported here so that
 # `Base.metadata` is whole wherever the ledger is opened).
 from nettrace_dagster.ledger import deploy_tables, promotion_tables, review_tables  # noqa: E402,F401,I001
