@@ -70,20 +70,23 @@ def _configure(env: Any, conn: Connection) -> None:
                   version_table=VERSION_TABLE)
 
 
-def upgrade(conn: Connection) -> tuple[str | None, str]:
-    """Apply every pending revision on `conn`, inside the caller's transaction.
-    (revision before, revision after). Refuses a ledger at a revision this code does not know
-    (written by a newer NetTrace): guessing would corrupt money state."""
-    scripts, target = script(), head()
+def upgrade(conn: Connection, target: str | None = None) -> tuple[str | None, str]:
+    """Apply every pending revision up to `target` (default: the head) on `conn`, inside the
+    caller's transaction. (revision before, revision after). Refuses a ledger at a revision this
+    code does not know (written by a newer NetTrace): guessing would corrupt money state."""
+    scripts = script()
+    target = target or head()
     before = current(conn)
     if before == target:
         return before, target
-    if before is not None:
+    for rev in (before, target):
+        if rev is None:
+            continue
         try:
-            scripts.get_revision(before)
+            scripts.get_revision(rev)
         except CommandError:
-            raise MigrationError(f"the ledger is at schema revision {before}, which this NetTrace does not know "
-                                 f"(newest here: {target}): it was written by a newer NetTrace; upgrade "
+            raise MigrationError(f"the ledger is at schema revision {rev}, which this NetTrace does not know "
+                                 f"(newest here: {head()}): it was written by a newer NetTrace; upgrade "
                                  "NetTrace or restore a backup made by this version") from None
 
     def steps(rev: Any, _context: Any) -> Any:
