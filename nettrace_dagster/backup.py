@@ -250,9 +250,10 @@ def restore(settings: Settings, src: Path, force: bool = False) -> dict[str, Any
     if kind != target_kind:
         raise BackupError(f"the backup holds a {kind} ledger but NETTRACE_LEDGER_URL names a {target_kind} one; "
                           "restore it with the same kind of ledger")
-    empty, what = home_is_empty(settings)
-    if not empty and not force:
-        raise BackupError(f"{what}: restore overwrites it only with --force")
+    if not force:  # (forced: the ledger may be the damaged thing being replaced; it is not opened)
+        empty, what = home_is_empty(settings)
+        if not empty:
+            raise BackupError(f"{what}: restore overwrites it only with --force")
     settings.home.mkdir(parents=True, exist_ok=True)
     if kind == "sqlite":
         _restore_sqlite(settings, src / "ledger.sqlite")

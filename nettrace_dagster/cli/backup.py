@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
 from pathlib import Path
 
 from nettrace_dagster.cli import UsageError, emit
-from nettrace_dagster.settings import load_settings
+from nettrace_dagster.settings import Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,9 +52,7 @@ def handle_restore(args: argparse.Namespace) -> int:
     try:
         verify(args.dir)  # a corrupt backup is refused before anything in the home is looked at
         if args.force:
-            from nettrace_dagster.cli.reset import trading_holders
-
-            busy = trading_holders(settings)
+            busy = _trading(settings)
             if busy:
                 raise UsageError(f"a trading tick holds the lock of account(s) {', '.join(busy)}; stop the "
                                  "trader (dagster dev, nodes) before restoring over its ledger")
@@ -63,3 +63,29 @@ def handle_restore(args: argparse.Namespace) -> int:
          f"restored {args.dir} into {result['home']}: ledger {result['ledger']} at schema {result['revision']} "
          f"({sum(result['rows'].values())} rows), {result['files']} file(s) verified")
     return 0
+
+
+def _trading(settings: Settings) -> list[str]:
+    """Accounts a live trading tick holds. A damaged SQLite ledger cannot be opened to ask, so its
+    trading locks (flock files beside it, see coordinator/locks.py) are tried directly."""
+    from sqlalchemy import make_url
+
+    from nettrace_dagster.cli.reset import trading_holders
+    from nettrace_dagster.ledger.db import LedgerError
+
+    try:
+        return trading_holders(settings)
+    except LedgerError:
+        if not settings.ledger_url.startswith("sqlite"):
+            raise
+    busy = []
+    db = Path(make_url(settings.ledger_url).database or "")
+    for lock in sorted(db.parent.glob(f"{db.name}.trading-*.lock")):
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            busy.append(lock.name.removeprefix(f"{db.name}.trading-").removesuffix(".lock"))
+        finally:
+            os.close(fd)
+    return busy
