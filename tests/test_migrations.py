@@ -207,3 +207,24 @@ def test_migrate_check_fails_on_a_model_change_without_its_revision(
         assert "1 model change(s) without a revision" in out and "promo_trials" in out
     finally:
         Base.metadata.remove(table)
+
+
+def _open(url: str) -> tuple[str | None, str] | None:
+    ledger = Ledger(url)
+    ledger.dispose()
+    return ledger.schema_migrated
+
+
+def test_processes_opening_an_old_ledger_at_once_migrate_it_once(tmp_path: Path) -> None:
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    execute(url, OLD_SHAPES)
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        results = pool.map(_open, [url] * 4)
+    assert sorted(results, key=str) == sorted([(None, migrate.head())] + [(migrate.head(), migrate.head())] * 3,
+                                              key=str), results
+    ledger = Ledger(url)
+    with ledger.read() as s:
+        assert s.execute(text("SELECT count(*) FROM strategy_states")).scalar() == 2
+    ledger.dispose()
