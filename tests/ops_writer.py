@@ -1,6 +1,6 @@
 """A process that keeps trading on paper (orders, fills, audit records) and rewriting a lake file,
-for tests that back up or break the home while it writes. Run: python -m tests.ops_writer HOME SECONDS.
-It prints "ready" once it has written something, and the number of round trips at the end."""
+for tests that back up or break the home while it writes. Run: python -m tests.ops_writer HOME SECONDS [LEDGER_URL].
+It prints "ready" after three round trips, keeps going SECONDS more, then prints the number of round trips."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from nettrace_dagster.ledger.db import Ledger
 from nettrace_dagster.market.lake import write_parquet_atomic
 
 
-def main(home: Path, seconds: float) -> int:
-    ledger = Ledger(f"sqlite:///{home / 'ledger.db'}", "NORMAL")
+def main(home: Path, seconds: float, url: str | None = None) -> int:
+    ledger = Ledger(url or f"sqlite:///{home / 'ledger.db'}", "NORMAL")
     engine = ExecutionEngine(ledger, PaperBroker(ledger), audit_dir=home / "audit")
-    deadline, trips = time.monotonic() + seconds, 0
-    while time.monotonic() < deadline:
+    trips, deadline = 0, None  # `seconds` of writing once ready (a slow machine still gets there)
+    while deadline is None or time.monotonic() < deadline:
         price = 100.0 + trips * 0.01  # rising: every round trip wins, so no rule stops the loop
         engine.submit(Intent("w", "BTC-USDT", "entry", price, f"t{trips}", 0.9, 3))
         engine.submit(Intent("w", "BTC-USDT", "exit", price * 1.01, f"t{trips}"))
@@ -29,9 +29,10 @@ def main(home: Path, seconds: float) -> int:
         trips += 1
         if trips == 3:
             print("ready", flush=True)
+            deadline = time.monotonic() + seconds
     print(trips, flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), float(sys.argv[2])))
+    sys.exit(main(Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None))

@@ -131,19 +131,19 @@ def test_restore_refuses_corrupt_partial_and_occupied(tmp_path: Path, monkeypatc
     assert not (src.lake_dir / "extra").exists()  # the lake is the backup's, wholly
 
 
-def test_a_backup_taken_while_another_process_trades_restores_consistent(tmp_path: Path) -> None:
-    live = settings_for(tmp_path / "live")
+def backup_while_trading(live: Settings, restored: Settings, tmp: Path) -> None:
+    """Back up `live` while another process trades on it, restore into `restored`, and check
+    the restored ledger is one consistent moment of the live one."""
     Ledger(live.ledger_url).dispose()
-    writer = subprocess.Popen([sys.executable, "-m", "tests.ops_writer", str(live.home), "1.5"], cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen([sys.executable, "-m", "tests.ops_writer", str(live.home), "1.0", live.ledger_url],
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
-        manifest = backup(live, tmp_path / "bk")
+        manifest = backup(live, tmp / "bk")
     finally:
         trips = int(writer.communicate(timeout=60)[0].split()[-1])
     assert writer.returncode == 0
-    restored = settings_for(tmp_path / "restored")
-    restore(restored, tmp_path / "bk")
+    restore(restored, tmp / "bk")
     got, final = dump(restored.ledger_url), dump(live.ledger_url)
     taken = manifest["ledger"]["rows"]["orders"]
     assert 3 * 2 <= taken < 2 * trips, (taken, trips)  # mid-stream: some orders, not all of them
@@ -160,6 +160,7 @@ def test_a_backup_taken_while_another_process_trades_restores_consistent(tmp_pat
     assert all(abs(fills_by_order.get(oid, 0.0) - o["filled_qty"]) < 1e-12 for oid, o in orders.items())
     restored_ledger = Ledger(restored.ledger_url)
     held = ExecutionEngine(restored_ledger, PaperBroker(restored_ledger)).status()["positions"]
+    restored_ledger.dispose()
     bought = sum(o["filled_qty"] - o["fee_base"] for o in orders.values() if o["side"] == "buy")
     sold = sum(o["filled_qty"] for o in orders.values() if o["side"] == "sell")
     assert sum(p["qty"] for p in held) == pytest.approx(bought - sold, abs=1e-9)
@@ -170,6 +171,19 @@ def test_a_backup_taken_while_another_process_trades_restores_consistent(tmp_pat
     waiting = [json.dumps(json.loads(r["record"]), sort_keys=True) for r in got["audit_outbox"]]
     assert logged and len(set(logged)) == len(logged) and not set(logged) & set(waiting)
     assert pl.read_parquet(restored.lake_dir / "writer" / "trips.parquet").height >= 3
+
+
+def test_a_backup_taken_while_another_process_trades_restores_consistent(tmp_path: Path) -> None:
+    backup_while_trading(settings_for(tmp_path / "live"), settings_for(tmp_path / "restored"), tmp_path)
+
+
+def test_a_postgres_backup_taken_while_another_process_trades(pg_url: str, pg_database, tmp_path: Path) -> None:
+    from nettrace_dagster.backup import _forget
+
+    with pg_database.schema("restored") as schema:
+        restored = settings_for(tmp_path / "restored", pg_database.url(schema))
+        backup_while_trading(settings_for(tmp_path / "live", pg_url), restored, tmp_path)
+        _forget(restored)
 
 
 def test_postgres_round_trip_into_another_schema(pg_url: str, pg_database, tmp_path: Path) -> None:
