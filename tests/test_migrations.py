@@ -56,7 +56,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def execute(url: str, statements: list[str]) -> None:
-    engine = create_engine(Ledger.__module__ and _driver(url))
+    engine = create_engine(_driver(url))
     with engine.begin() as conn:
         for sql in statements:
             conn.execute(text(sql))
