@@ -113,8 +113,13 @@ def _fd2_silenced() -> Iterator[None]:
 
 
 def handle_init(args: argparse.Namespace) -> int:
-    home = ensure_home(load_settings())
-    emit({"dagster_home": str(home)}, args.json, f"DAGSTER_HOME={home}")
+    from nettrace_dagster.ledger.db import ledger_of
+
+    settings = load_settings()
+    home = ensure_home(settings)
+    ledger = ledger_of(settings)  # opening applies the ledger's pending schema migrations
+    emit({"dagster_home": str(home), "ledger_schema": ledger.schema_revision}, args.json,
+         f"DAGSTER_HOME={home}\nledger schema {ledger.schema_revision}")
     return 0
 
 

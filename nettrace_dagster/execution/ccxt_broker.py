@@ -55,7 +55,10 @@ class CcxtBroker:
     def place(self, request: OrderRequest) -> BrokerOrder:
         symbol = to_ccxt_symbol(request.symbol)
         self._call(self.exchange.load_markets)
-        amount = float(self.exchange.amount_to_precision(symbol, request.qty))
+        try:
+            amount = float(self.exchange.amount_to_precision(symbol, request.qty))
+        except ccxt.InvalidOrder:  # ccxt 4.5 raises, rather than answer 0, below one lot step
+            amount = 0.0
         if amount <= 0:
             raise BrokerRejected(f"{request.qty} {symbol} rounds to nothing at the exchange's lot size")
         try:

@@ -11,7 +11,16 @@ Write transactions are serialised the way each database does it best:
 - PostgreSQL: READ COMMITTED plus `SELECT … FOR UPDATE` on the account's `capital` row
   (see `lock_account`), so writers of one account queue on a row lock, other accounts don't wait.
 Reads use a separate deferred-BEGIN engine on SQLite: WAL readers never block writers.
+
+Schema: opening a ledger applies its pending Alembic revisions (`migrate.py`) rather than refusing
+until someone runs `nettrace migrate`. The ledger is opened by Dagster runs, sensors, nodes and
+the operator commands alike; a refusal after an upgrade would stop all of them, the kill switch
+(`nettrace hardstop on`) and exits included, until a person noticed. The revisions are additive,
+run in one transaction under the writers' lock and are tested on SQLite and PostgreSQL, so
+applying them is the safer of the two. A ledger written by a *newer* NetTrace (a revision this
+code does not know) is refused with one line: guessing its schema could corrupt money state.
 """
+
 
 from __future__ import annotations
 
@@ -24,11 +33,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nettrace_dagster.ledger.models import Base
+from nettrace_dagster.ledger import migrate
 from nettrace_dagster.settings import Settings
 
 
@@ -116,7 +125,10 @@ class Ledger:
             self.lease_engine = _sqlite_engine(self.url, True, "NORMAL")
         elif self.dialect == "postgresql":
             # An unreachable server is a one-line error after 10 s, not a hang on the OS's TCP timeout.
-            connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+            connect_args: dict[str, Any] = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+            # Named in pg_stat_activity, so an operator (and the chaos test) can find our sessions.
+            if "application_name" not in parsed.query:
+                connect_args["application_name"] = "nettrace-ledger"
             try:
                 self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16,
                                             connect_args=connect_args)
@@ -128,8 +140,14 @@ class Ledger:
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._lease = sessionmaker(self.lease_engine, expire_on_commit=False)
+        self.schema_revision: str | None = None
+        # (revision before, after) of this open: equal when there was nothing to apply
+        self.schema_migrated: tuple[str | None, str] | None = None
         try:
             self._create_schema()
+        except migrate.MigrationError as exc:
+            self.dispose()
+            raise LedgerError(f"ledger {redact(url)}: {exc}") from None
         except (SQLAlchemyError, OSError) as exc:
             # The first touch of the database: a corrupt or truncated file, something that is not
             # a database, a server that does not answer. Nothing was written; say so in one line.
@@ -172,38 +190,27 @@ class Ledger:
             yield session
 
     def _create_schema(self) -> None:
+        """Bring the schema to this NetTrace's revision (ledger/migrate.py). A ledger already
+        there costs one read; otherwise the revisions run in one transaction under the writers'
+        lock, so two processes opening an old ledger at once migrate it once."""
+        target = migrate.head()
+        with self.read_engine.connect() as conn:
+            self.schema_revision = migrate.current(conn)
+        if self.schema_revision == target:
+            self.schema_migrated = (target, target)
+            return
         if self.is_sqlite:
             with self._write_lock(), self.engine.begin() as conn:
-                upgrade(conn)
-                Base.metadata.create_all(conn)
+                self.schema_migrated = migrate.upgrade(conn)
         else:  # an advisory lock stops two processes racing through CREATE TABLE
             with self.engine.begin() as conn:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(b"nettrace-ledger")})
-                upgrade(conn)
-                Base.metadata.create_all(conn)
+                self.schema_migrated = migrate.upgrade(conn)
+        self.schema_revision = target
 
     def dispose(self) -> None:
         for engine in {self.engine, self.read_engine, self.lease_engine}:
             engine.dispose()
-
-
-def upgrade(conn: Connection) -> None:
-    """Bring a ledger written by an earlier NetTrace up to today's tables, keeping every row:
-    accounts gained a mode (they were all paper), Rule 3's verdicts became per account
-    (a verdict made before applied to every account, so each account keeps it), and orders gained
-    the bar time they were decided on (NULL for the orders written before)."""
-    tables = set(inspect(conn).get_table_names())
-    if "capital" in tables and "mode" not in {c["name"] for c in inspect(conn).get_columns("capital")}:
-        conn.execute(text("ALTER TABLE capital ADD COLUMN mode VARCHAR(8) NOT NULL DEFAULT 'paper'"))
-    if "orders" in tables and "bar_ms" not in {c["name"] for c in inspect(conn).get_columns("orders")}:
-        conn.execute(text("ALTER TABLE orders ADD COLUMN bar_ms BIGINT"))
-    if "strategy_states" in tables and "account" not in {c["name"] for c in inspect(conn).get_columns("strategy_states")}:
-        conn.execute(text("ALTER TABLE strategy_states RENAME TO strategy_states_v1"))
-        Base.metadata.tables["strategy_states"].create(conn)
-        conn.execute(text("INSERT INTO strategy_states (account, strategy, status, reason, updated_at) "
-                          "SELECT c.account, s.strategy, s.status, s.reason, s.updated_at "
-                          "FROM strategy_states_v1 s CROSS JOIN capital c"))
-        conn.execute(text("DROP TABLE strategy_states_v1"))
 
 
 def _reason(exc: BaseException, password: str | None) -> str:

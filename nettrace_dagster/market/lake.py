@@ -12,6 +12,7 @@ a one-line `LakeError` naming it, never a polars traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -47,9 +48,18 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path, **kwargs: Any) -> None:
     try:
         df.write_parquet(tmp, **kwargs)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if _disk_full(exc):  # polars reports it as a ComputeError with a multi-line IO error
+            raise LakeError(f"{path}: no space left on the device; nothing was replaced (the stored version "
+                            "is still readable): free space and run it again") from None
         raise
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "os error 28" in str(exc) or "No space left on device" in str(exc)
 
 
 class Lake:

@@ -1,0 +1,154 @@
+"""The ledger's schema migrations (Alembic), shipped inside the package so an installed wheel can
+migrate: `ledger/migrations/` holds `env.py` and one file per revision in `versions/`.
+
+Opening a ledger (`Ledger(...)`) applies pending revisions itself, under the same lock that
+serialises writers (see `db.py` for why it does not refuse instead). `nettrace migrate` does the
+same on demand and reports what it did; `nettrace migrate --new "message"` writes the next
+revision from the difference between the models and the migrated schema (docs/migrations.md).
+
+The baseline revision (0001) is today's schema, written so that it also adopts a ledger made
+before NetTrace used Alembic (no `alembic_version` table): it creates only the tables that are
+missing and brings the older shapes up, keeping every row.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, create_engine
+
+from nettrace_dagster.ledger.models import Base
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version"
+
+
+class MigrationError(RuntimeError):
+    """The ledger's schema cannot be brought to this NetTrace's revision; one line."""
+
+
+def config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Revision files read in order: 0001_baseline.py, 0002_….py (the id is the next number).
+    cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    return cfg
+
+
+@cache
+def script() -> ScriptDirectory:
+    """The revisions (parsed once per process: opening a ledger must stay cheap)."""
+    return ScriptDirectory.from_config(config())
+
+
+def head() -> str:
+    heads = script().get_heads()
+    if len(heads) != 1:  # two revisions with one parent: a merge forgot to chain them
+        raise MigrationError(f"the ledger migrations have {len(heads)} heads ({', '.join(sorted(heads))}); "
+                             "set one's down_revision to the other (docs/migrations.md)")
+    return heads[0]
+
+
+def current(conn: Connection) -> str | None:
+    """The ledger's revision; None for an empty database or one made before Alembic."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _configure(env: Any, conn: Connection) -> None:
+    env.configure(connection=conn, target_metadata=Base.metadata, render_as_batch=True,
+                  version_table=VERSION_TABLE)
+
+
+def upgrade(conn: Connection, target: str | None = None) -> tuple[str | None, str]:
+    """Apply every pending revision up to `target` (default: the head) on `conn`, inside the
+    caller's transaction. (revision before, revision after). Refuses a ledger at a revision this
+    code does not know (written by a newer NetTrace): guessing would corrupt money state."""
+    scripts = script()
+    target = target or head()
+    before = current(conn)
+    if before == target:
+        return before, target
+    for rev in (before, target):
+        if rev is None:
+            continue
+        try:
+            scripts.get_revision(rev)
+        except CommandError:
+            raise MigrationError(f"the ledger is at schema revision {rev}, which this NetTrace does not know "
+                                 f"(newest here: {head()}): it was written by a newer NetTrace; upgrade "
+                                 "NetTrace or restore a backup made by this version") from None
+
+    def steps(rev: Any, _context: Any) -> Any:
+        return scripts._upgrade_revs(target, rev)
+
+    with EnvironmentContext(config(), scripts, fn=steps, destination_rev=target) as env:
+        _configure(env, conn)
+        with env.begin_transaction():  # joins the caller's transaction
+            env.run_migrations()
+    return before, target
+
+
+def differences(conn: Connection) -> list[Any]:
+    """What the models have that the migrated schema lacks (or the reverse): empty when every
+    model change has its revision."""
+    ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+    return [d for d in compare_metadata(ctx, Base.metadata) if not _is_version_table(d)]
+
+
+def _is_version_table(diff: Any) -> bool:
+    return isinstance(diff, tuple) and len(diff) > 1 and getattr(diff[1], "name", None) == VERSION_TABLE
+
+
+def next_rev_id() -> str:
+    numbers = [int(m.group(0)) for r in script().walk_revisions() if (m := re.fullmatch(r"\d+", r.revision))]
+    return f"{max(numbers, default=0) + 1:04d}"
+
+
+def new_revision(message: str) -> Path:
+    """Write the next revision file: autogenerated from the difference between the models and a
+    scratch SQLite ledger migrated to the current head. Review it before committing it."""
+    if not message.strip():
+        raise MigrationError("a new revision needs a message, e.g. --new \"promotion tables\"")
+    with tempfile.TemporaryDirectory(prefix="nettrace-migrate-") as tmp:
+        engine = create_engine(f"sqlite:///{Path(tmp) / 'scratch.db'}")
+        try:
+            with engine.begin() as conn:
+                upgrade(conn)
+                if not differences(conn):
+                    raise MigrationError("the models and the migrations already agree: nothing to write")
+                cfg = config()
+                cfg.attributes["connection"] = conn
+                rev_id = next_rev_id()
+                written = command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
+        finally:
+            engine.dispose()
+    script.cache_clear()
+    scripts = written if isinstance(written, list) else [written]
+    return Path(scripts[0].path)  # type: ignore[union-attr]
+
+
+def run_env(context: Any) -> None:
+    """Body of `migrations/env.py`: migrate the connection NetTrace passed, else the configured ledger."""
+    conn = context.config.attributes.get("connection")
+    if context.is_offline_mode():
+        raise MigrationError("offline (--sql) migrations are not supported: the baseline inspects the database")
+    if conn is not None:
+        _configure(context, conn)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    from nettrace_dagster.ledger.db import ledger_of  # opening applies the revisions itself
+    from nettrace_dagster.settings import load_settings
+
+    ledger_of(load_settings())
