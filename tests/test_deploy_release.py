@@ -48,9 +48,17 @@ def test_release_id_is_derived_from_its_content(settings: Settings) -> None:
 
 def test_default_release_is_the_parameters_in_force_and_file_strategies_hash_their_file(
         settings: Settings, tmp_path: Path) -> None:
-    from nettrace_dagster.strategies.registry import params_in_force
+    from nettrace_dagster.paramsets import in_force
+    from nettrace_dagster.paramsets.schema import default_param_set
 
-    assert create_release(settings=settings).params == {"portfolio": {}, "strategies": params_in_force()}
+    # Before any promotion the set in force is the defaults; after one, the promoted set.
+    assert create_release(settings=settings).params == default_param_set()
+    tuned = default_param_set()
+    tuned["strategies"]["sma_cross"]["fast"] = 7
+    tuned["portfolio"]["trailing_stop"] = 0.01
+    with ledger_of(settings).tx() as s:
+        in_force.activate_in(s, tuned, by="test", reason="promoted")
+    assert create_release(settings=settings).params == tuned
     file = tmp_path / "mine.py"
     file.write_text("# a strategy file\n")
     info = create_release({"strategies": {"mine": {}}}, {"mine": file}, settings=settings)

@@ -127,8 +127,15 @@ def paper_orders(ledger: Path) -> int:
                    for t in ("orders", "paper_orders") if t in tables)
 
 
+# Assets refreshed by their own schedules and sensors, not by new candles: the optimizer every
+# PARAM_OPT_INTERVAL_HOURS (and the candidates it feeds), discovery (and the validation behind
+# it), the deployments the deploy sensor rolls out. Stale here for hours is their normal state.
+OWN_SCHEDULE = {"optimized_params", "candidates", "raw_opportunities", "scored_opportunities",
+                "generated_strategies", "validated_strategies", "deployments"}
+
+
 def stale_assets(port: int) -> list[str]:
-    nodes = gql(port, NODES)["assetNodes"]
+    nodes = [n for n in gql(port, NODES)["assetNodes"] if "/".join(n["assetKey"]["path"]) not in OWN_SCHEDULE]
     plain = [{"path": n["assetKey"]["path"]} for n in nodes if not n["isPartitioned"]]
     split = [{"path": n["assetKey"]["path"]} for n in nodes if n["isPartitioned"]]
     stale = ["/".join(n["assetKey"]["path"]) for n in gql(port, STALE, {"keys": plain})["assetNodes"]

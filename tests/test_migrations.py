@@ -19,6 +19,7 @@ from sqlalchemy import Column, Integer, String, Table, create_engine, text
 from nettrace_dagster.ledger import migrate
 from nettrace_dagster.ledger.db import Ledger, LedgerError
 from nettrace_dagster.ledger.models import Base
+from tests.pre_alembic import baseline_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,9 +99,9 @@ def test_an_older_ledger_upgrades_in_place_keeping_every_row(url: str) -> None:
 
 
 def test_a_ledger_made_before_alembic_is_adopted(url: str) -> None:
-    """Today's tables made by `create_all` (what NetTrace did before), with no alembic_version."""
+    """The baseline's tables made by `create_all` (what NetTrace did before), with no alembic_version."""
     engine = create_engine(_driver(url))
-    Base.metadata.create_all(engine)
+    Base.metadata.create_all(engine, tables=baseline_tables())
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO flags (name, \"on\", reason, updated_by, updated_at) "
                           "VALUES ('hardstop', true, 'operator', 'me', 1.0)"))
@@ -156,12 +157,14 @@ def test_a_new_table_without_its_revision_is_caught_and_new_writes_it(
         assert [d[0] for d in migrate.differences(conn)] == ["add_table", "add_index"]
     engine.dispose()
 
+    head = migrate.head()
+    following = f"{int(head) + 1:04d}"
     path = migrate.new_revision("promo trials")
-    assert path.name == "0002_promo_trials.py" and path.parent == scratch_migrations / "versions"
+    assert path.name == f"{following}_promo_trials.py" and path.parent == scratch_migrations / "versions"
     assert "op.create_table('promo_trials'" in path.read_text()
     ledger = Ledger(old)  # the user's ledger takes the new revision when it is next opened
-    assert ledger.schema_migrated == ("0001", "0002")
-    assert schema_of(ledger) == ("0002", [])
+    assert ledger.schema_migrated == (head, following)
+    assert schema_of(ledger) == (following, [])
     ledger.dispose()
     with pytest.raises(migrate.MigrationError, match="nothing to write"):
         migrate.new_revision("again")

@@ -23,6 +23,7 @@ from nettrace_dagster.ledger.db import Ledger
 from nettrace_dagster.ledger.models import Order
 from nettrace_dagster.trading.portfolio import market_equity_curve
 from nettrace_dagster.trading.trader import Trader
+from tests.pre_alembic import later_table_names
 from tests.scripted import Script, bars, install
 
 
@@ -107,6 +108,8 @@ def test_an_old_ledger_gains_the_bar_time_column(tmp_path: Path, monkeypatch: py
     with sqlite3.connect(tmp_path / "ledger.db") as conn:  # as the previous release wrote it
         conn.execute("ALTER TABLE orders DROP COLUMN bar_ms")
         conn.execute("DROP TABLE alembic_version")  # that release had no schema revisions either
+        for table in later_table_names():  # nor the tables revisions added since
+            conn.execute(f"DROP TABLE {table}")
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     with ledger.read() as s:
         assert [o.bar_ms for o in s.scalars(select(Order))] == [None]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import sys
 
 from nettrace_dagster.cli import UsageError, emit
 from nettrace_dagster.settings import load_settings
@@ -22,13 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.what != "params":
-        try:
-            from nettrace_dagster.deploy.rollback import cli_rollback
-        except ImportError:
-            print("nettrace rollback: error: release rollback is not available (no deploy controller installed)",
-                  file=sys.stderr)
-            return 2
+    if args.what != "params":  # the release every region runs: the deploy controller's
+        from nettrace_dagster.deploy.rollback import cli_rollback
+
         return int(cli_rollback(args) or 0)
     if args.to is not None:
         raise UsageError("--to names a release; 'rollback params' returns to the previous parameter set")

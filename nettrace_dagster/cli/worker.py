@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="worker name (default nettrace-<pid>); @host is appended")
     p.add_argument("--concurrency", type=int, default=1,
                    help="steps this worker runs at once (default 1; one per core is the most useful)")
-    p.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="the worker's log level (default INFO)")
     p.set_defaults(func=handle)
 
 

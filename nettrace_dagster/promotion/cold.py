@@ -1,8 +1,8 @@
 """The COLD stage's backtest: the candidate's set over the last `days` of bars.
 
 The default evaluator is the optimizer's portfolio backtest (`optimize.portfolio.portfolio_backtest`,
-the objective the search used, with Rule 3 firing and cloning over time). Where that is not
-installed, `engine_backtest` stands in: each strategy of the set on each symbol through the
+the objective the search used, with Rule 3 firing and cloning over time). For a set that names a
+generated strategy file (which the optimizer's backtest does not know), `engine_backtest`: each strategy of the set on each symbol through the
 backtest engine (entries gated by the execution layer's rules; the set's take-profit tiers,
 trailing stop and trade-fraction multiplier as engine parameters), the runs' bar returns averaged
 into one equal-weight portfolio, Sharpe annualised as everywhere else.
@@ -80,22 +80,19 @@ def make_cold_evaluator(load_candles: Callable[[], dict[str, pl.DataFrame]], day
                         initial_cash: float = 100.0, rules: Rules | None = None,
                         ) -> Callable[[dict[str, Any], dict[str, dict[str, str]]], dict[str, Any]]:
     """The COLD evaluator over the last `days` of `load_candles()`: the optimizer's portfolio
-    backtest when it is installed (and the set names no strategy file), else `engine_backtest`."""
+    backtest (the search's own objective) unless the set names a strategy file, which only
+    `engine_backtest` can run."""
 
     def evaluate(param_set: dict[str, Any], strategy_files: dict[str, dict[str, str]]) -> dict[str, Any]:
         candles = last_days(load_candles(), days)
-        if not strategy_files:
-            try:
-                from nettrace_dagster.optimize.paramset import ParamSet
-                from nettrace_dagster.optimize.portfolio import portfolio_backtest
-            except ImportError:
-                pass
-            else:
-                res = portfolio_backtest(candles, ParamSet.from_json(param_set), initial_cash=initial_cash,
-                                         rules=rules)
-                return {"sharpe": float(res.sharpe), "total_return": float(res.total_return),
-                        "max_drawdown": float(res.max_drawdown), "evaluator": "portfolio_backtest",
-                        "bars": max((df.height for df in candles.values()), default=0)}
-        return engine_backtest(candles, param_set, strategy_files, rules)
+        if strategy_files:  # the optimizer's backtest knows the built-in strategies only
+            return engine_backtest(candles, param_set, strategy_files, rules)
+        from nettrace_dagster.optimize.paramset import ParamSet
+        from nettrace_dagster.optimize.portfolio import portfolio_backtest
+
+        res = portfolio_backtest(candles, ParamSet.from_json(param_set), initial_cash=initial_cash, rules=rules)
+        return {"sharpe": float(res.sharpe), "total_return": float(res.total_return),
+                "max_drawdown": float(res.max_drawdown), "trades": int(res.trades),
+                "evaluator": "portfolio_backtest", "bars": max((df.height for df in candles.values()), default=0)}
 
     return evaluate

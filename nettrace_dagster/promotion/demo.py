@@ -35,7 +35,7 @@ from nettrace_dagster.ledger.models import TraderCursor
 from nettrace_dagster.market.sim import SIM_START, bars_between
 from nettrace_dagster.paramsets import in_force
 from nettrace_dagster.paramsets.schema import default_param_set
-from nettrace_dagster.promotion.cold import make_cold_evaluator
+from nettrace_dagster.promotion.cold import engine_backtest, last_days, make_cold_evaluator
 from nettrace_dagster.promotion.config import PromotionConfig
 from nettrace_dagster.promotion.pipeline import Pipeline
 from nettrace_dagster.promotion.runtime import lake_candles
@@ -69,7 +69,7 @@ def probe_sets(history: dict[str, pl.DataFrame], days: float, rules: Any, keep: 
     window on average (a set that never trades in WARM has no evidence), the `keep` best of those.
     Not a search and with no gate evidence: they still have to beat their baseline twins on bars
     they were never chosen on."""
-    evaluate = make_cold_evaluator(lambda: history, days, CAPITAL, rules)
+    recent = last_days(history, days)
     rng = random.Random(seed)
     neutral = default_param_set()["portfolio"]
     scored = []
@@ -84,7 +84,7 @@ def probe_sets(history: dict[str, pl.DataFrame], days: float, rules: Any, keep: 
             for portfolio in ({}, {"trailing_stop": 0.005}):
                 ps = {"portfolio": {**neutral, **portfolio}, "strategies": {name: params}}
                 try:
-                    result = evaluate(ps, {})
+                    result = engine_backtest(recent, ps, {}, rules)  # counts every run's trades
                 except Exception:  # noqa: BLE001 - an invalid draw (e.g. fast ≥ slow) is just not kept
                     continue
                 if result["sharpe"] > 0 and result.get("trades", 0) >= result["bars"] / warm_bars:
