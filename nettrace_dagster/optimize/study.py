@@ -44,7 +44,9 @@ from nettrace_dagster.optimize.space import (
 )
 from nettrace_dagster.rules import Rules
 from nettrace_dagster.strategies.base import Strategy
+from nettrace_dagster.strategies.indicators import Memo, memoized
 
+MEMO_BYTES = 512 * 2**20  # a million bars' window of one indicator is 8 MB: ~60 windows
 N_BLOCKS = 16  # CSCV blocks: C(16, 8) = 12,870 splits, as in Bailey et al.
 
 
@@ -185,13 +187,16 @@ class Objective:
                  space: tuple[dict[str, Dim], dict[str, dict[str, Dim]]]) -> None:
         self.cfg, self.ins, self.space = cfg, ins, space
         self.cache = SignalCache()
+        # indicators and evidence families by window, shared by every trial (the candles are fixed)
+        self.memo = Memo(MEMO_BYTES)
         self.strategies = {name: cls() for name, cls in (cfg.strategies or {}).items()}
         self.mask: np.ndarray | None = None
         self.labels = labels
 
     def run(self, ps: ParamSet) -> tuple[PortfolioResult, np.ndarray]:
-        res = portfolio_backtest(self.ins, ps, initial_cash=self.cfg.initial_cash, rules=self.cfg.rules,
-                                 strategies=self.strategies or None, cache=self.cache)
+        with memoized(memo=self.memo):
+            res = portfolio_backtest(self.ins, ps, initial_cash=self.cfg.initial_cash, rules=self.cfg.rules,
+                                     strategies=self.strategies or None, cache=self.cache)
         if self.mask is None:
             self.mask = regime_mask(res.timestamps, self.ins, self.labels, self.cfg.regime)
         return res, res.bar_returns()[self.mask]
