@@ -77,3 +77,46 @@ def test_confirm_memoized_equals_plain() -> None:
                 confidence, count = E.confirm(candles, E.MOMENTUM, config)
                 assert (count >= 2).any()
                 assert np.array_equal(confidence, ev.confidence()) and np.array_equal(count, ev.count())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_returns_metrics_compiled_equals_numpy(seed: int) -> None:
+    from nettrace_dagster.optimize.portfolio import returns_metrics, returns_metrics_py
+
+    rng = np.random.default_rng(seed)
+    r = rng.normal(0.0, 0.01, size=50_000) + (seed - 2) * 1e-4
+    r[rng.random(r.size) < 0.3] = 0.0
+    cases = [r, r[:1], r[:2], -np.abs(r[:100]), np.abs(r[:100]), np.array([0.1, np.nan, -0.2]),
+             np.array([np.inf, -0.5]), np.array([-1.0, 0.5]), np.array([-2.0, 0.5, -0.1])]
+    for case in cases:
+        with np.errstate(all="ignore"):
+            fast, ref = returns_metrics(case, 525_600.0), returns_metrics_py(case, 525_600.0)
+        assert fast == ref or np.array_equal(np.array(fast), np.array(ref), equal_nan=True), (case[:5], fast, ref)
+    assert returns_metrics(r, 525_600.0)[2] > 0.1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_portfolio_steps_compiled_equal_numpy(seed: int) -> None:
+    from nettrace_dagster.optimize import portfolio as P
+
+    rng = np.random.default_rng(seed)
+    n, cash = 5_000, 100.0
+    slots = []
+    for _ in range(3):  # non-overlapping trades per slot, multipliers 1 or 2 (clones), some slots empty
+        bounds = np.sort(rng.choice(n, size=2 * int(rng.integers(0, 40)), replace=False))
+        entry, exit_ = bounds[0::2].astype(np.int64), bounds[1::2].astype(np.int64)
+        mult = rng.choice([1.0, 2.0], size=entry.size)
+        curve = cash + np.cumsum(rng.normal(0.0, 0.3, size=n))
+        slots.append((curve, entry, exit_, mult))
+    slots = [s for s in slots if s[1].size] or [slots[0]]
+    ref_equity, ref_r = P._steps_py(slots, cash)
+    step = np.empty(n)
+    for i, (curve, entry, exit_, mult) in enumerate(slots):
+        P._add_weighted_steps(curve, cash, entry, exit_, mult, step, i == 0)
+    equity, r = P._equity_returns(step, cash)
+    assert (r != 0).any()
+    assert np.array_equal(equity, ref_equity) and np.array_equal(r, ref_r)
+    # equity at or below zero: returns after it are 0, as numpy's `where=prev > 0`
+    equity, r = P._equity_returns(np.array([-60.0, -50.0, 5.0, 1.0]), cash)
+    assert np.array_equal(r, np.divide(equity, np.r_[cash, equity[:-1]], out=np.ones(4),
+                                       where=np.r_[cash, equity[:-1]] > 0) - 1.0)

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba as nb
 import numpy as np
 import polars as pl
 
@@ -59,6 +60,8 @@ class PortfolioResult:
     closed_exit_ms: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # one per round trip
     periods_per_year: float = 525_600.0
     initial_cash: float = 0.0
+    positive: bool = False  # equity stayed > 0 before the last bar: `bar_returns()` is what was scored
+    returns: np.ndarray | None = None  # the per-bar returns the metrics above were computed from
 
     def bar_returns(self) -> np.ndarray:
         prev = np.concatenate(([self.initial_cash], self.equity[:-1]))
@@ -87,7 +90,10 @@ class SignalCache:
             self.hits += 1
             return found
         self.misses += 1
-        signals = strategy.run(candles, dict(params))
+        # shapes and dtypes checked here, confidence and confirmations on the entry bars by the
+        # Rule 2 gate (`signal_bars`), the only bars read: as sweeps do (`Strategy.guarded_factory`)
+        resolved = strategy.resolve_params(dict(params))
+        signals = strategy.call_signals(lambda: strategy.signals(candles, resolved), candles.height, full=False)
         size = self._size(signals)
         while self._items and self._bytes + size > self.max_bytes:
             self._bytes -= self._size(self._items.pop(next(iter(self._items))))
@@ -101,11 +107,42 @@ def returns_metrics(r: np.ndarray, ppy: float) -> tuple[float, float, float]:
     """(annualised Sharpe, total return, max drawdown) of per-bar returns."""
     if r.size == 0:
         return 0.0, 0.0, 0.0
+    std = float(r.std(ddof=1)) if r.size > 1 else 0.0
+    sharpe = float(r.mean()) / std * math.sqrt(ppy) if std > 1e-15 else 0.0
+    total, mdd = _growth_drawdown(np.ascontiguousarray(r, dtype=np.float64))
+    return sharpe, total, mdd
+
+
+def returns_metrics_py(r: np.ndarray, ppy: float) -> tuple[float, float, float]:
+    """`returns_metrics` in numpy, the reference the compiled one is tested against."""
+    if r.size == 0:
+        return 0.0, 0.0, 0.0
     growth = np.cumprod(1.0 + r)
     peak = np.maximum.accumulate(np.concatenate(([1.0], growth)))[1:]
     std = float(r.std(ddof=1)) if r.size > 1 else 0.0
     sharpe = float(r.mean()) / std * math.sqrt(ppy) if std > 1e-15 else 0.0
     return sharpe, float(growth[-1] - 1.0), float(max(0.0, np.max(1.0 - growth / peak)))
+
+
+@nb.njit(cache=True, nogil=True)
+def _growth_drawdown(r: np.ndarray) -> tuple[float, float]:
+    """(total return, max drawdown) of compounded returns in one pass, with numpy's operations
+    in numpy's order (a running product, a running peak from 1); NaN anywhere gives numpy's
+    answer too: no drawdown."""
+    g = 1.0
+    peak = 1.0
+    worst = 0.0
+    nan = False
+    for i in range(r.shape[0]):
+        g *= 1.0 + r[i]
+        if g > peak or g != g:
+            peak = g
+        d = 1.0 - g / peak
+        if d != d:
+            nan = True
+        elif d > worst:
+            worst = d
+    return g - 1.0, 0.0 if nan else worst
 
 
 class _Frame:
@@ -192,7 +229,7 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
                                          equity, eb, ep, un, xb, xp, pn, rs)
             k = int(stats[K.S_TRADES])  # the last may still be open
             slot = len(slot_curves)
-            slot_curves.append((symbol, equity - initial_cash))
+            slot_curves.append((symbol, equity))  # the slot's P&L is this less the initial cash
             ts = times[symbol]
             closed = rs[:k] != K.REASON_OPEN
             cost = ep[:k] * un[:k] * (1.0 + fee)
@@ -216,32 +253,97 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
     # trades never share a bar; elsewhere 0: bars of trades never made, and flat bars, add nothing),
     # summed per symbol and accumulated once
     steps: dict[str, np.ndarray] = {}
-    for slot, (symbol, pnl) in enumerate(slot_curves):
+    for slot, (symbol, curve) in enumerate(slot_curves):
         mine = (trades["slot"] == slot) & (mult > 0)
         if not mine.any():
             continue
-        delta = np.zeros(pnl.shape[0] + 1)
-        np.add.at(delta, trades["entry"][mine].astype(np.int64), mult[mine])
-        np.add.at(delta, trades["exit"][mine].astype(np.int64) + 1, -mult[mine])
-        weighted = np.diff(pnl, prepend=0.0)
-        weighted *= np.cumsum(delta[:-1])
-        if symbol in steps:
-            steps[symbol] += weighted
-        else:
-            steps[symbol] = weighted
-    equity = np.full(timeline.shape[0], float(initial_cash))
-    for symbol, step in steps.items():
-        contribution = np.cumsum(step)
-        if times[symbol] is timeline:
-            equity += contribution
-        else:
-            idx = np.searchsorted(times[symbol], timeline, side="right") - 1  # last bar at or before
-            equity += np.where(idx >= 0, contribution[np.maximum(idx, 0)], 0.0)
-    prev = np.concatenate(([float(initial_cash)], equity[:-1]))
-    r = np.divide(equity, prev, out=np.ones_like(equity), where=prev > 0) - 1.0
+        first = symbol not in steps
+        step = steps[symbol] if not first else np.empty(curve.shape[0])
+        _add_weighted_steps(curve, float(initial_cash), trades["entry"][mine].astype(np.int64),
+                            trades["exit"][mine].astype(np.int64), mult[mine], step, first)
+        steps[symbol] = step
+    if len(steps) == 1 and times[next(iter(steps))] is timeline:
+        equity, r = _equity_returns(next(iter(steps.values())), float(initial_cash))
+    else:
+        equity = np.full(timeline.shape[0], float(initial_cash))
+        for symbol, step in steps.items():
+            contribution = np.cumsum(step)
+            if times[symbol] is timeline:
+                equity += contribution
+            else:
+                idx = np.searchsorted(times[symbol], timeline, side="right") - 1  # last bar at or before
+                equity += np.where(idx >= 0, contribution[np.maximum(idx, 0)], 0.0)
+        prev = np.concatenate(([float(initial_cash)], equity[:-1]))
+        r = np.divide(equity, prev, out=np.ones_like(equity), where=prev > 0) - 1.0
     sharpe, total, mdd = returns_metrics(r, ppy)
     return PortfolioResult(equity, timeline, sharpe, total, mdd, n_closed, n_wins / n_closed if n_closed else 0.0,
-                           fired, cloned, exits, ppy, float(initial_cash))
+                           fired, cloned, exits, ppy, float(initial_cash),
+                           bool(equity.shape[0] < 2 or equity[:-1].min() > 0), r)
+
+
+@nb.njit(cache=True, nogil=True)
+def _add_weighted_steps(curve: np.ndarray, cash: float, entry: np.ndarray, exit_: np.ndarray, mult: np.ndarray,
+                        step: np.ndarray, first: bool) -> None:
+    """step (=, or += unless `first`) the slot's P&L increments (P&L = curve − cash) × the
+    multiplier of the trade holding each bar, from its entry bar through its exit bar: numpy's
+    `diff(pnl, prepend=0) * cumsum(delta)` element for element (`_steps_py` is the reference)."""
+    n = curve.shape[0]
+    delta = np.zeros(n + 1)
+    for k in range(entry.shape[0]):
+        delta[entry[k]] += mult[k]
+        delta[exit_[k] + 1] -= mult[k]
+    active = 0.0
+    prev = 0.0
+    for i in range(n):
+        active += delta[i]
+        pnl = curve[i] - cash
+        w = (pnl - prev) * active
+        prev = pnl
+        if first:
+            step[i] = w
+        else:
+            step[i] += w
+
+
+@nb.njit(cache=True, nogil=True)
+def _equity_returns(step: np.ndarray, cash: float) -> tuple[np.ndarray, np.ndarray]:
+    """Equity (cash + the running sum of the steps) and its per-bar returns (0 after equity ≤ 0),
+    as numpy's `cash + cumsum(step)` and `divide(equity, prev, where=prev > 0) - 1`."""
+    n = step.shape[0]
+    equity = np.empty(n)
+    r = np.empty(n)
+    acc = 0.0
+    prev = cash
+    for i in range(n):
+        acc += step[i]
+        eq = cash + acc
+        equity[i] = eq
+        r[i] = (eq / prev if prev > 0 else 1.0) - 1.0
+        prev = eq
+    return equity, r
+
+
+def _steps_py(curves: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], cash: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy reference of `_add_weighted_steps` + `_equity_returns` for one symbol's slots
+    (curve, entry bars, exit bars, multipliers): (equity, returns)."""
+    step: np.ndarray | None = None
+    for curve, entry, exit_, mult in curves:
+        pnl = curve - cash
+        delta = np.zeros(pnl.shape[0] + 1)
+        np.add.at(delta, entry, mult)
+        np.add.at(delta, exit_ + 1, -mult)
+        weighted = np.diff(pnl, prepend=0.0)
+        weighted *= np.cumsum(delta[:-1])
+        if step is None:
+            step = weighted
+        else:
+            step += weighted
+    assert step is not None
+    equity = np.full(step.shape[0], cash)
+    equity += np.cumsum(step)
+    prev = np.concatenate(([cash], equity[:-1]))
+    return equity, np.divide(equity, prev, out=np.ones_like(equity), where=prev > 0) - 1.0
 
 
 def _replay(trades: dict[str, np.ndarray], slot_names: list[str], rules: Rules, names: list[str]

@@ -191,20 +191,30 @@ class Objective:
         self.memo = Memo(MEMO_BYTES)
         self.strategies = {name: cls() for name, cls in (cfg.strategies or {}).items()}
         self.mask: np.ndarray | None = None
+        self.every_bar = False
         self.labels = labels
 
     def run(self, ps: ParamSet) -> tuple[PortfolioResult, np.ndarray]:
+        res, r, _ = self.scored(ps)
+        return res, r
+
+    def scored(self, ps: ParamSet) -> tuple[PortfolioResult, np.ndarray, tuple[float, float, float]]:
+        """The backtest, its returns on the regime's bars and their (Sharpe, return, drawdown)."""
         with memoized(memo=self.memo):
             res = portfolio_backtest(self.ins, ps, initial_cash=self.cfg.initial_cash, rules=self.cfg.rules,
                                      strategies=self.strategies or None, cache=self.cache)
         if self.mask is None:
             self.mask = regime_mask(res.timestamps, self.ins, self.labels, self.cfg.regime)
-        return res, res.bar_returns()[self.mask]
+            self.every_bar = bool(self.mask.all())
+        if self.every_bar and res.positive and res.returns is not None:
+            # every bar is the regime's and the equity never hit 0: the backtest scored these returns
+            return res, res.returns, (res.sharpe, res.total_return, res.max_drawdown)
+        r = res.bar_returns()[self.mask]
+        return res, r, returns_metrics(r, res.periods_per_year)
 
     def __call__(self, trial: optuna.Trial) -> float:
         ps = suggest_param_set(trial, self.space)
-        res, r = self.run(ps)
-        sharpe, total, mdd = returns_metrics(r, res.periods_per_year)
+        res, r, (sharpe, total, mdd) = self.scored(ps)
         values = self.cfg.constraints.values(sharpe, mdd, res.win_rate, res.trades)
         # one write each (a shared PostgreSQL storage commits every attribute): feasible iff every
         # constraint is ≤ 0, i.e. iff the largest is
