@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +172,16 @@ def _frame(df: pl.DataFrame) -> _Frame:
     return made
 
 
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One thread per core, shared by every backtest of the process (created on first use)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="portfolio"))
+    return _POOL[0]
+
+
 def union_timeline(times: list[np.ndarray]) -> np.ndarray:
     """The sorted distinct bar times of every symbol (sorting beats numpy's hash-based unique here)."""
     if len(times) == 1:
@@ -210,37 +222,44 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
     slot_curves: list[tuple[str, np.ndarray]] = []  # (symbol, P&L curve on the symbol's bars)
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("entry_ms", "exit_ms", "slot", "entry", "exit", "pnl", "ret",
                                                          "closed")}
-    for symbol, df in frames.items():
-        prices = cached[symbol].prices
-        n = len(prices)
-        for name in names:
-            strat = (strategies or {}).get(name) or get_strategy(name)
-            sig_params = dict(params.strategies[name])
-            signals = cache.get(symbol, df, strat, sig_params) if cache is not None else strat.run(df, sig_params)
-            entry, exit_ = signal_bars(signals, engine, rules=prules)
-            cap = entry.shape[0] + 1
-            equity = np.empty(n)
-            eb, xb, rs = (np.empty(cap, dtype=np.int64) for _ in range(3))
-            ep, un, xp, pn = (np.empty(cap) for _ in range(4))
-            stats = K.simulate_record_nb(prices.open, prices.high, prices.low, prices.close, prices.growth,
-                                         entry, exit_, float(initial_cash), float(fee), engine.slippage,
-                                         float(engine.size_fraction), 0.0, float(engine.trailing_stop),
-                                         float(tp0), float(tp1), float(tp2), float(f0), float(f1), float(f2),
-                                         equity, eb, ep, un, xb, xp, pn, rs)
-            k = int(stats[K.S_TRADES])  # the last may still be open
-            slot = len(slot_curves)
-            slot_curves.append((symbol, equity))  # the slot's P&L is this less the initial cash
-            ts = times[symbol]
-            closed = rs[:k] != K.REASON_OPEN
-            cost = ep[:k] * un[:k] * (1.0 + fee)
-            cols["entry_ms"].append(ts[eb[:k]])
-            cols["exit_ms"].append(np.where(closed, ts[np.minimum(xb[:k], n - 1)], OPEN_MS))
-            cols["slot"].append(np.full(k, slot, dtype=np.int64))
-            cols["entry"].append(eb[:k].copy())
-            cols["exit"].append(xb[:k].copy())
-            cols["pnl"].append(pn[:k].copy())
-            cols["ret"].append(np.divide(pn[:k], cost, out=np.zeros(k), where=cost > 0))
-            cols["closed"].append(closed)
+    def run_slot(job: tuple[str, str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One slot (symbol, strategy): its signals, Rule 2's gate and the engine with recording."""
+        symbol, name = job
+        df, prices = frames[symbol], cached[symbol].prices
+        strat = (strategies or {}).get(name) or get_strategy(name)
+        sig_params = dict(params.strategies[name])
+        signals = cache.get(symbol, df, strat, sig_params) if cache is not None else strat.run(df, sig_params)
+        entry, exit_ = signal_bars(signals, engine, rules=prules)
+        cap = entry.shape[0] + 1
+        equity = np.empty(len(prices))
+        eb, xb, rs = (np.empty(cap, dtype=np.int64) for _ in range(3))
+        ep, un, xp, pn = (np.empty(cap) for _ in range(4))
+        stats = K.simulate_record_nb(prices.open, prices.high, prices.low, prices.close, prices.growth,
+                                     entry, exit_, float(initial_cash), float(fee), engine.slippage,
+                                     float(engine.size_fraction), 0.0, float(engine.trailing_stop),
+                                     float(tp0), float(tp1), float(tp2), float(f0), float(f1), float(f2),
+                                     equity, eb, ep, un, xb, xp, pn, rs)
+        k = int(stats[K.S_TRADES])  # the last may still be open
+        return equity, [a[:k] for a in (eb, xb, rs, ep, un, pn)]
+
+    jobs = [(symbol, name) for symbol in frames for name in names]
+    # slots are independent until the replay: signals (nogil indicators) and the engine (nogil) of
+    # several slots run on the cores at once; results are gathered in slot order, as before
+    ran = list(_pool().map(run_slot, jobs)) if len(jobs) > 1 else [run_slot(jobs[0])]
+    for slot, ((symbol, _), (equity, (eb, xb, rs, ep, un, pn))) in enumerate(zip(jobs, ran, strict=True)):
+        n, k = equity.shape[0], eb.shape[0]
+        slot_curves.append((symbol, equity))  # the slot's P&L is this less the initial cash
+        ts = times[symbol]
+        closed = rs != K.REASON_OPEN
+        cost = ep * un * (1.0 + fee)
+        cols["entry_ms"].append(ts[eb])
+        cols["exit_ms"].append(np.where(closed, ts[np.minimum(xb, n - 1)], OPEN_MS))
+        cols["slot"].append(np.full(k, slot, dtype=np.int64))
+        cols["entry"].append(eb.copy())
+        cols["exit"].append(xb.copy())
+        cols["pnl"].append(pn.copy())
+        cols["ret"].append(np.divide(pn, cost, out=np.zeros(k), where=cost > 0))
+        cols["closed"].append(closed)
     trades = {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()}
     slot_names = [names[i % len(names)] for i in range(len(slot_curves))]
     mult, fired, cloned = _replay(trades, slot_names, prules, names)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -139,14 +139,21 @@ class Memo:
     an optimizer asks for the same window of the same series again and again (an integer
     parameter has a few hundred values; evidence families ignore most of a strategy's
     parameters). Inputs are held, so their buffers cannot be reused by other data while cached;
-    results are read-only, so no caller can corrupt the next one's. Bounded by bytes, least
-    recently used out first. Only active inside `memoized()`: the caller promises the inputs'
-    contents do not change meanwhile (a study's candles)."""
+    results are read-only, so no caller can corrupt the next one's. Only active inside
+    `memoized()`: the caller promises the inputs' contents do not change meanwhile (a study's
+    candles).
+
+    Bounded by bytes. What goes when full is what costs least to recompute per byte and was
+    used least recently (GreedyDual-Size: a result's credit is the inflation floor at its last
+    use + its compute seconds per byte; the lowest credit goes and raises the floor to its
+    own): a rolling std over 200 bars outlives a 3-bar moving average of the same size."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, tuple[tuple[np.ndarray, ...], Any, int]] = OrderedDict()
+        # key -> [inputs held, value, bytes, seconds per byte, credit]
+        self._items: dict[tuple, list[Any]] = {}
         self._bytes = 0
+        self._floor = 0.0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -160,11 +167,13 @@ class Memo:
         with self._lock:
             found = self._items.get(key)
             if found is not None:
-                self._items.move_to_end(key)
+                found[4] = self._floor + found[3]
                 self.hits += 1
                 return found[1]  # type: ignore[no-any-return]
             self.misses += 1
+        started = time.perf_counter()
         value = compute()
+        seconds = time.perf_counter() - started
         parts = value if isinstance(value, tuple) else (value,)
         size = 0
         for part in parts:
@@ -174,8 +183,12 @@ class Memo:
         with self._lock:
             if size <= self.max_bytes and key not in self._items:
                 while self._items and self._bytes + size > self.max_bytes:
-                    self._bytes -= self._items.popitem(last=False)[1][2]
-                self._items[key] = (arrays, value, size)
+                    victim = min(self._items, key=lambda k: self._items[k][4])
+                    gone = self._items.pop(victim)
+                    self._floor = gone[4]
+                    self._bytes -= gone[2]
+                per_byte = seconds / max(size, 1)
+                self._items[key] = [arrays, value, size, per_byte, self._floor + per_byte]
                 self._bytes += size
         return value
 
