@@ -320,9 +320,11 @@ def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict
     objective = Objective(cfg, ins, labels, space)
     ins_res, r_is = objective.run(ps)
     is_sharpe, is_return, _ = returns_metrics(r_is, ins_res.periods_per_year)
-    # out of sample: the set trades on from the start (its history before the cut is its record)
-    full = portfolio_backtest(candles, ps, initial_cash=cfg.initial_cash, rules=cfg.rules,
-                              strategies=objective.strategies or None)
+    # out of sample: the set trades on from the start (its history before the cut is its record);
+    # its strategies share the evidence families they have in common (regime, volatility, …)
+    with memoized():
+        full = portfolio_backtest(candles, ps, initial_cash=cfg.initial_cash, rules=cfg.rules,
+                                  strategies=objective.strategies or None)
     oos = (full.timestamps >= cut) & regime_mask(full.timestamps, candles, labels, cfg.regime)
     r_all = full.bar_returns()
     r_oos = r_all[oos]
