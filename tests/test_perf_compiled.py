@@ -120,3 +120,13 @@ def test_portfolio_steps_compiled_equal_numpy(seed: int) -> None:
     equity, r = P._equity_returns(np.array([-60.0, -50.0, 5.0, 1.0]), cash)
     assert np.array_equal(r, np.divide(equity, np.r_[cash, equity[:-1]], out=np.ones(4),
                                        where=np.r_[cash, equity[:-1]] > 0) - 1.0)
+
+
+def test_memo_serves_only_the_platforms_own_computations() -> None:
+    """A strategy file can import `indicators`; what it plants must not reach other strategies."""
+    x = np.arange(1.0, 101.0)
+    with I.memoized() as memo:
+        planted = I.remember("sma", (x,), (5,), lambda: np.zeros(100))  # this file is not trusted
+        assert not planted.any() and memo.misses == 0
+        assert np.array_equal(I.sma(x, 5)[4:], np.arange(3.0, 99.0))
+        assert memo.misses == 1 and I.sma(x, 5) is I.sma(x, 5)

@@ -162,7 +162,7 @@ class Memo:
         return (what, params) + tuple((a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
                                       for a in arrays)
 
-    def get(self, what: str, arrays: tuple[np.ndarray, ...], params: tuple, compute: Callable[[], T]) -> T:
+    def _get(self, what: str, arrays: tuple[np.ndarray, ...], params: tuple, compute: Callable[[], T]) -> T:
         key = self._key(what, arrays, params)
         with self._lock:
             found = self._items.get(key)
@@ -211,11 +211,20 @@ def memoized(max_bytes: int = 512 * 2**20, memo: Memo | None = None) -> Iterator
         _MEMO.remove(memo)
 
 
+# Only the platform's own computations are memoized: a strategy file may import this module, and
+# a result it planted under another computation's key would be served to every other strategy.
+# Its code lives in its own file, which it cannot forge (compile, CodeType and dunders are refused).
+_DIR = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+_TRUSTED = frozenset(f"{_DIR}/{name}.py" for name in ("indicators", "evidence", "builtin"))
+
+
 def remember(what: str, arrays: tuple[np.ndarray, ...], params: tuple, compute: Callable[[], T]) -> T:
-    """`compute()`, or its memoized result inside `memoized()`."""
-    if not _MEMO:
+    """`compute()`, or its memoized result inside `memoized()` (for `compute` defined in this
+    package's indicator, evidence and built-in strategy code; anything else is just computed)."""
+    code = getattr(compute, "__code__", None)
+    if not _MEMO or code is None or code.co_filename not in _TRUSTED:
         return compute()
-    return _MEMO[-1].get(what, arrays, params, compute)
+    return _MEMO[-1]._get(what, arrays, params, compute)
 
 
 def crosses(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
