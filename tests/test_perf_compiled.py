@@ -130,3 +130,22 @@ def test_memo_serves_only_the_platforms_own_computations() -> None:
         assert not planted.any() and memo.misses == 0
         assert np.array_equal(I.sma(x, 5)[4:], np.arange(3.0, 99.0))
         assert memo.misses == 1 and I.sma(x, 5) is I.sma(x, 5)
+
+
+@pytest.mark.parametrize("window", [1, 2, 9, 10, 37, 400])
+def test_trend_and_volume_families_compiled_equal_numpy(window: int) -> None:
+    rng = np.random.default_rng(window)
+    n = 6_000
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 2e-3, size=n)))
+    close[rng.random(n) < 0.01] = 0.0 if window > 1 else close[0]  # zero closes: log(0), 0/0
+    volume = rng.lognormal(0.0, 1.0, size=n)
+    volume[rng.random(n) < 0.02] = 0.0
+    sigma = E.realised_volatility(np.abs(close) + 1.0, 20)
+    sigma[rng.random(n) < 0.01] = 0.0  # a dead market: strength ±inf
+    with np.errstate(all="ignore"):
+        pairs = [(E.trend_family(close, window, sigma), E.trend_family_py(close, window, sigma)),
+                 (E.volume_family(volume, window), E.volume_family_py(volume, window))]
+    for fast, ref in pairs:
+        assert fast.agrees.any() and ((fast.strength > 0) & (fast.strength < 1)).any()
+        assert np.array_equal(fast.agrees, ref.agrees)
+        assert np.array_equal(fast.strength, ref.strength)

@@ -203,13 +203,41 @@ def realised_volatility(close: np.ndarray, window: int) -> np.ndarray:
 
 def trend_family(close: np.ndarray, window: int, sigma: np.ndarray) -> Family:
     ma = sma(close, window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_ratio = np.log(close / ma)  # numpy's log (the compiled pass below must not differ by an ulp)
+    agrees, strength = _trend_nb(np.ascontiguousarray(close, dtype=np.float64), ma, log_ratio,
+                                 np.ascontiguousarray(sigma, dtype=np.float64), float(np.sqrt(window)),
+                                 max(1, window // 10))
+    return Family(agrees, strength)
+
+
+def trend_family_py(close: np.ndarray, window: int, sigma: np.ndarray) -> Family:
+    """The numpy reference of `trend_family` (tests check they agree)."""
+    ma = sma(close, window)
     lag = max(1, window // 10)
     earlier = np.full(close.shape[0], np.nan)
     earlier[lag:] = ma[:-lag]
     with np.errstate(invalid="ignore", divide="ignore"):
         agrees = (close > ma) & (ma > earlier)
         strength = np.log(close / ma) / (sigma * np.sqrt(window))
-    return _family(agrees, strength)
+    return Family(np.asarray(agrees, dtype=np.bool_), _strength_py(agrees, strength))
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")  # x / 0 is ±inf or NaN, as in numpy
+def _trend_nb(close: np.ndarray, ma: np.ndarray, log_ratio: np.ndarray, sigma: np.ndarray, sqrt_window: float,
+              lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """The trend test and its clipped strength in one pass (same operations as the numpy form)."""
+    n = close.shape[0]
+    agrees = np.zeros(n, dtype=np.bool_)
+    strength = np.zeros(n)
+    for i in range(lag, n):
+        if close[i] > ma[i] and ma[i] > ma[i - lag]:
+            agrees[i] = True
+            s = log_ratio[i] / (sigma[i] * sqrt_window)
+            if np.isnan(s):
+                s = 0.0
+            strength[i] = min(max(s, 0.0), 1.0)
+    return agrees, strength
 
 
 def momentum_family(close: np.ndarray, window: int, rsi_window: int) -> Family:
@@ -220,9 +248,29 @@ def momentum_family(close: np.ndarray, window: int, rsi_window: int) -> Family:
 
 
 def volume_family(volume: np.ndarray, window: int) -> Family:
+    return Family(*_volume_nb(np.ascontiguousarray(volume, dtype=np.float64), sma(volume, window)))
+
+
+def volume_family_py(volume: np.ndarray, window: int) -> Family:
+    """The numpy reference of `volume_family` (tests check they agree)."""
     mean = sma(volume, window)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _family(volume > mean, volume / mean - 1.0)
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _volume_nb(volume: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = volume.shape[0]
+    agrees = np.zeros(n, dtype=np.bool_)
+    strength = np.zeros(n)
+    for i in range(n):
+        if volume[i] > mean[i]:
+            agrees[i] = True
+            s = volume[i] / mean[i] - 1.0
+            if np.isnan(s):
+                s = 0.0
+            strength[i] = min(max(s, 0.0), 1.0)
+    return agrees, strength
 
 
 def volatility_family(sigma: np.ndarray, baseline: int) -> Family:
