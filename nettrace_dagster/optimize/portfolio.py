@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba as nb
 import numpy as np
 import polars as pl
 
@@ -59,6 +62,8 @@ class PortfolioResult:
     closed_exit_ms: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # one per round trip
     periods_per_year: float = 525_600.0
     initial_cash: float = 0.0
+    positive: bool = False  # equity stayed > 0 before the last bar: `bar_returns()` is what was scored
+    returns: np.ndarray | None = None  # the per-bar returns the metrics above were computed from
 
     def bar_returns(self) -> np.ndarray:
         prev = np.concatenate(([self.initial_cash], self.equity[:-1]))
@@ -87,7 +92,10 @@ class SignalCache:
             self.hits += 1
             return found
         self.misses += 1
-        signals = strategy.run(candles, dict(params))
+        # shapes and dtypes checked here, confidence and confirmations on the entry bars by the
+        # Rule 2 gate (`signal_bars`), the only bars read: as sweeps do (`Strategy.guarded_factory`)
+        resolved = strategy.resolve_params(dict(params))
+        signals = strategy.call_signals(lambda: strategy.signals(candles, resolved), candles.height, full=False)
         size = self._size(signals)
         while self._items and self._bytes + size > self.max_bytes:
             self._bytes -= self._size(self._items.pop(next(iter(self._items))))
@@ -101,11 +109,42 @@ def returns_metrics(r: np.ndarray, ppy: float) -> tuple[float, float, float]:
     """(annualised Sharpe, total return, max drawdown) of per-bar returns."""
     if r.size == 0:
         return 0.0, 0.0, 0.0
+    std = float(r.std(ddof=1)) if r.size > 1 else 0.0
+    sharpe = float(r.mean()) / std * math.sqrt(ppy) if std > 1e-15 else 0.0
+    total, mdd = _growth_drawdown(np.ascontiguousarray(r, dtype=np.float64))
+    return sharpe, total, mdd
+
+
+def returns_metrics_py(r: np.ndarray, ppy: float) -> tuple[float, float, float]:
+    """`returns_metrics` in numpy, the reference the compiled one is tested against."""
+    if r.size == 0:
+        return 0.0, 0.0, 0.0
     growth = np.cumprod(1.0 + r)
     peak = np.maximum.accumulate(np.concatenate(([1.0], growth)))[1:]
     std = float(r.std(ddof=1)) if r.size > 1 else 0.0
     sharpe = float(r.mean()) / std * math.sqrt(ppy) if std > 1e-15 else 0.0
     return sharpe, float(growth[-1] - 1.0), float(max(0.0, np.max(1.0 - growth / peak)))
+
+
+@nb.njit(cache=True, nogil=True)
+def _growth_drawdown(r: np.ndarray) -> tuple[float, float]:
+    """(total return, max drawdown) of compounded returns in one pass, with numpy's operations
+    in numpy's order (a running product, a running peak from 1); NaN anywhere gives numpy's
+    answer too: no drawdown."""
+    g = 1.0
+    peak = 1.0
+    worst = 0.0
+    nan = False
+    for i in range(r.shape[0]):
+        g *= 1.0 + r[i]
+        if g > peak or g != g:
+            peak = g
+        d = 1.0 - g / peak
+        if d != d:
+            nan = True
+        elif d > worst:
+            worst = d
+    return g - 1.0, 0.0 if nan else worst
 
 
 class _Frame:
@@ -131,6 +170,16 @@ def _frame(df: pl.DataFrame) -> _Frame:
     made = _Frame(df)
     _FRAMES[id(df)] = (df, made)
     return made
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One thread per core, shared by every backtest of the process (created on first use)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="portfolio"))
+    return _POOL[0]
 
 
 def union_timeline(times: list[np.ndarray]) -> np.ndarray:
@@ -173,37 +222,44 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
     slot_curves: list[tuple[str, np.ndarray]] = []  # (symbol, P&L curve on the symbol's bars)
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("entry_ms", "exit_ms", "slot", "entry", "exit", "pnl", "ret",
                                                          "closed")}
-    for symbol, df in frames.items():
-        prices = cached[symbol].prices
-        n = len(prices)
-        for name in names:
-            strat = (strategies or {}).get(name) or get_strategy(name)
-            sig_params = dict(params.strategies[name])
-            signals = cache.get(symbol, df, strat, sig_params) if cache is not None else strat.run(df, sig_params)
-            entry, exit_ = signal_bars(signals, engine, rules=prules)
-            cap = entry.shape[0] + 1
-            equity = np.empty(n)
-            eb, xb, rs = (np.empty(cap, dtype=np.int64) for _ in range(3))
-            ep, un, xp, pn = (np.empty(cap) for _ in range(4))
-            stats = K.simulate_record_nb(prices.open, prices.high, prices.low, prices.close, prices.growth,
-                                         entry, exit_, float(initial_cash), float(fee), engine.slippage,
-                                         float(engine.size_fraction), 0.0, float(engine.trailing_stop),
-                                         float(tp0), float(tp1), float(tp2), float(f0), float(f1), float(f2),
-                                         equity, eb, ep, un, xb, xp, pn, rs)
-            k = int(stats[K.S_TRADES])  # the last may still be open
-            slot = len(slot_curves)
-            slot_curves.append((symbol, equity - initial_cash))
-            ts = times[symbol]
-            closed = rs[:k] != K.REASON_OPEN
-            cost = ep[:k] * un[:k] * (1.0 + fee)
-            cols["entry_ms"].append(ts[eb[:k]])
-            cols["exit_ms"].append(np.where(closed, ts[np.minimum(xb[:k], n - 1)], OPEN_MS))
-            cols["slot"].append(np.full(k, slot, dtype=np.int64))
-            cols["entry"].append(eb[:k].copy())
-            cols["exit"].append(xb[:k].copy())
-            cols["pnl"].append(pn[:k].copy())
-            cols["ret"].append(np.divide(pn[:k], cost, out=np.zeros(k), where=cost > 0))
-            cols["closed"].append(closed)
+    def run_slot(job: tuple[str, str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One slot (symbol, strategy): its signals, Rule 2's gate and the engine with recording."""
+        symbol, name = job
+        df, prices = frames[symbol], cached[symbol].prices
+        strat = (strategies or {}).get(name) or get_strategy(name)
+        sig_params = dict(params.strategies[name])
+        signals = cache.get(symbol, df, strat, sig_params) if cache is not None else strat.run(df, sig_params)
+        entry, exit_ = signal_bars(signals, engine, rules=prules)
+        cap = entry.shape[0] + 1
+        equity = np.empty(len(prices))
+        eb, xb, rs = (np.empty(cap, dtype=np.int64) for _ in range(3))
+        ep, un, xp, pn = (np.empty(cap) for _ in range(4))
+        stats = K.simulate_record_nb(prices.open, prices.high, prices.low, prices.close, prices.growth,
+                                     entry, exit_, float(initial_cash), float(fee), engine.slippage,
+                                     float(engine.size_fraction), 0.0, float(engine.trailing_stop),
+                                     float(tp0), float(tp1), float(tp2), float(f0), float(f1), float(f2),
+                                     equity, eb, ep, un, xb, xp, pn, rs)
+        k = int(stats[K.S_TRADES])  # the last may still be open
+        return equity, [a[:k] for a in (eb, xb, rs, ep, un, pn)]
+
+    jobs = [(symbol, name) for symbol in frames for name in names]
+    # slots are independent until the replay: signals (nogil indicators) and the engine (nogil) of
+    # several slots run on the cores at once; results are gathered in slot order, as before
+    ran = list(_pool().map(run_slot, jobs)) if len(jobs) > 1 else [run_slot(jobs[0])]
+    for slot, ((symbol, _), (equity, (eb, xb, rs, ep, un, pn))) in enumerate(zip(jobs, ran, strict=True)):
+        n, k = equity.shape[0], eb.shape[0]
+        slot_curves.append((symbol, equity))  # the slot's P&L is this less the initial cash
+        ts = times[symbol]
+        closed = rs != K.REASON_OPEN
+        cost = ep * un * (1.0 + fee)
+        cols["entry_ms"].append(ts[eb])
+        cols["exit_ms"].append(np.where(closed, ts[np.minimum(xb, n - 1)], OPEN_MS))
+        cols["slot"].append(np.full(k, slot, dtype=np.int64))
+        cols["entry"].append(eb.copy())
+        cols["exit"].append(xb.copy())
+        cols["pnl"].append(pn.copy())
+        cols["ret"].append(np.divide(pn, cost, out=np.zeros(k), where=cost > 0))
+        cols["closed"].append(closed)
     trades = {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()}
     slot_names = [names[i % len(names)] for i in range(len(slot_curves))]
     mult, fired, cloned = _replay(trades, slot_names, prules, names)
@@ -216,32 +272,97 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
     # trades never share a bar; elsewhere 0: bars of trades never made, and flat bars, add nothing),
     # summed per symbol and accumulated once
     steps: dict[str, np.ndarray] = {}
-    for slot, (symbol, pnl) in enumerate(slot_curves):
+    for slot, (symbol, curve) in enumerate(slot_curves):
         mine = (trades["slot"] == slot) & (mult > 0)
         if not mine.any():
             continue
-        delta = np.zeros(pnl.shape[0] + 1)
-        np.add.at(delta, trades["entry"][mine].astype(np.int64), mult[mine])
-        np.add.at(delta, trades["exit"][mine].astype(np.int64) + 1, -mult[mine])
-        weighted = np.diff(pnl, prepend=0.0)
-        weighted *= np.cumsum(delta[:-1])
-        if symbol in steps:
-            steps[symbol] += weighted
-        else:
-            steps[symbol] = weighted
-    equity = np.full(timeline.shape[0], float(initial_cash))
-    for symbol, step in steps.items():
-        contribution = np.cumsum(step)
-        if times[symbol] is timeline:
-            equity += contribution
-        else:
-            idx = np.searchsorted(times[symbol], timeline, side="right") - 1  # last bar at or before
-            equity += np.where(idx >= 0, contribution[np.maximum(idx, 0)], 0.0)
-    prev = np.concatenate(([float(initial_cash)], equity[:-1]))
-    r = np.divide(equity, prev, out=np.ones_like(equity), where=prev > 0) - 1.0
+        first = symbol not in steps
+        step = steps[symbol] if not first else np.empty(curve.shape[0])
+        _add_weighted_steps(curve, float(initial_cash), trades["entry"][mine].astype(np.int64),
+                            trades["exit"][mine].astype(np.int64), mult[mine], step, first)
+        steps[symbol] = step
+    if len(steps) == 1 and times[next(iter(steps))] is timeline:
+        equity, r = _equity_returns(next(iter(steps.values())), float(initial_cash))
+    else:
+        equity = np.full(timeline.shape[0], float(initial_cash))
+        for symbol, step in steps.items():
+            contribution = np.cumsum(step)
+            if times[symbol] is timeline:
+                equity += contribution
+            else:
+                idx = np.searchsorted(times[symbol], timeline, side="right") - 1  # last bar at or before
+                equity += np.where(idx >= 0, contribution[np.maximum(idx, 0)], 0.0)
+        prev = np.concatenate(([float(initial_cash)], equity[:-1]))
+        r = np.divide(equity, prev, out=np.ones_like(equity), where=prev > 0) - 1.0
     sharpe, total, mdd = returns_metrics(r, ppy)
     return PortfolioResult(equity, timeline, sharpe, total, mdd, n_closed, n_wins / n_closed if n_closed else 0.0,
-                           fired, cloned, exits, ppy, float(initial_cash))
+                           fired, cloned, exits, ppy, float(initial_cash),
+                           bool(equity.shape[0] < 2 or equity[:-1].min() > 0), r)
+
+
+@nb.njit(cache=True, nogil=True)
+def _add_weighted_steps(curve: np.ndarray, cash: float, entry: np.ndarray, exit_: np.ndarray, mult: np.ndarray,
+                        step: np.ndarray, first: bool) -> None:
+    """step (=, or += unless `first`) the slot's P&L increments (P&L = curve − cash) × the
+    multiplier of the trade holding each bar, from its entry bar through its exit bar: numpy's
+    `diff(pnl, prepend=0) * cumsum(delta)` element for element (`_steps_py` is the reference)."""
+    n = curve.shape[0]
+    delta = np.zeros(n + 1)
+    for k in range(entry.shape[0]):
+        delta[entry[k]] += mult[k]
+        delta[exit_[k] + 1] -= mult[k]
+    active = 0.0
+    prev = 0.0
+    for i in range(n):
+        active += delta[i]
+        pnl = curve[i] - cash
+        w = (pnl - prev) * active
+        prev = pnl
+        if first:
+            step[i] = w
+        else:
+            step[i] += w
+
+
+@nb.njit(cache=True, nogil=True)
+def _equity_returns(step: np.ndarray, cash: float) -> tuple[np.ndarray, np.ndarray]:
+    """Equity (cash + the running sum of the steps) and its per-bar returns (0 after equity ≤ 0),
+    as numpy's `cash + cumsum(step)` and `divide(equity, prev, where=prev > 0) - 1`."""
+    n = step.shape[0]
+    equity = np.empty(n)
+    r = np.empty(n)
+    acc = 0.0
+    prev = cash
+    for i in range(n):
+        acc += step[i]
+        eq = cash + acc
+        equity[i] = eq
+        r[i] = (eq / prev if prev > 0 else 1.0) - 1.0
+        prev = eq
+    return equity, r
+
+
+def _steps_py(curves: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], cash: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy reference of `_add_weighted_steps` + `_equity_returns` for one symbol's slots
+    (curve, entry bars, exit bars, multipliers): (equity, returns)."""
+    step: np.ndarray | None = None
+    for curve, entry, exit_, mult in curves:
+        pnl = curve - cash
+        delta = np.zeros(pnl.shape[0] + 1)
+        np.add.at(delta, entry, mult)
+        np.add.at(delta, exit_ + 1, -mult)
+        weighted = np.diff(pnl, prepend=0.0)
+        weighted *= np.cumsum(delta[:-1])
+        if step is None:
+            step = weighted
+        else:
+            step += weighted
+    assert step is not None
+    equity = np.full(step.shape[0], cash)
+    equity += np.cumsum(step)
+    prev = np.concatenate(([cash], equity[:-1]))
+    return equity, np.divide(equity, prev, out=np.ones_like(equity), where=prev > 0) - 1.0
 
 
 def _replay(trades: dict[str, np.ndarray], slot_names: list[str], rules: Rules, names: list[str]

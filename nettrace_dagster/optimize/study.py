@@ -44,7 +44,9 @@ from nettrace_dagster.optimize.space import (
 )
 from nettrace_dagster.rules import Rules
 from nettrace_dagster.strategies.base import Strategy
+from nettrace_dagster.strategies.indicators import Memo, memoized
 
+MEMO_BYTES = 512 * 2**20  # a million bars' window of one indicator is 8 MB: ~60 windows
 N_BLOCKS = 16  # CSCV blocks: C(16, 8) = 12,870 splits, as in Bailey et al.
 
 
@@ -185,21 +187,34 @@ class Objective:
                  space: tuple[dict[str, Dim], dict[str, dict[str, Dim]]]) -> None:
         self.cfg, self.ins, self.space = cfg, ins, space
         self.cache = SignalCache()
+        # indicators and evidence families by window, shared by every trial (the candles are fixed)
+        self.memo = Memo(MEMO_BYTES)
         self.strategies = {name: cls() for name, cls in (cfg.strategies or {}).items()}
         self.mask: np.ndarray | None = None
+        self.every_bar = False
         self.labels = labels
 
     def run(self, ps: ParamSet) -> tuple[PortfolioResult, np.ndarray]:
-        res = portfolio_backtest(self.ins, ps, initial_cash=self.cfg.initial_cash, rules=self.cfg.rules,
-                                 strategies=self.strategies or None, cache=self.cache)
+        res, r, _ = self.scored(ps)
+        return res, r
+
+    def scored(self, ps: ParamSet) -> tuple[PortfolioResult, np.ndarray, tuple[float, float, float]]:
+        """The backtest, its returns on the regime's bars and their (Sharpe, return, drawdown)."""
+        with memoized(memo=self.memo):
+            res = portfolio_backtest(self.ins, ps, initial_cash=self.cfg.initial_cash, rules=self.cfg.rules,
+                                     strategies=self.strategies or None, cache=self.cache)
         if self.mask is None:
             self.mask = regime_mask(res.timestamps, self.ins, self.labels, self.cfg.regime)
-        return res, res.bar_returns()[self.mask]
+            self.every_bar = bool(self.mask.all())
+        if self.every_bar and res.positive and res.returns is not None:
+            # every bar is the regime's and the equity never hit 0: the backtest scored these returns
+            return res, res.returns, (res.sharpe, res.total_return, res.max_drawdown)
+        r = res.bar_returns()[self.mask]
+        return res, r, returns_metrics(r, res.periods_per_year)
 
     def __call__(self, trial: optuna.Trial) -> float:
         ps = suggest_param_set(trial, self.space)
-        res, r = self.run(ps)
-        sharpe, total, mdd = returns_metrics(r, res.periods_per_year)
+        res, r, (sharpe, total, mdd) = self.scored(ps)
         values = self.cfg.constraints.values(sharpe, mdd, res.win_rate, res.trades)
         # one write each (a shared PostgreSQL storage commits every attribute): feasible iff every
         # constraint is ≤ 0, i.e. iff the largest is
@@ -305,9 +320,11 @@ def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict
     objective = Objective(cfg, ins, labels, space)
     ins_res, r_is = objective.run(ps)
     is_sharpe, is_return, _ = returns_metrics(r_is, ins_res.periods_per_year)
-    # out of sample: the set trades on from the start (its history before the cut is its record)
-    full = portfolio_backtest(candles, ps, initial_cash=cfg.initial_cash, rules=cfg.rules,
-                              strategies=objective.strategies or None)
+    # out of sample: the set trades on from the start (its history before the cut is its record);
+    # its strategies share the evidence families they have in common (regime, volatility, …)
+    with memoized():
+        full = portfolio_backtest(candles, ps, initial_cash=cfg.initial_cash, rules=cfg.rules,
+                                  strategies=objective.strategies or None)
     oos = (full.timestamps >= cut) & regime_mask(full.timestamps, candles, labels, cfg.regime)
     r_all = full.bar_returns()
     r_oos = r_all[oos]

@@ -16,7 +16,7 @@ import polars as pl
 
 from nettrace_dagster.strategies.base import Signals, Strategy, column, crossed_above, crossed_below
 from nettrace_dagster.strategies.evidence import MOMENTUM, TREND, EvidenceConfig, confirm
-from nettrace_dagster.strategies.indicators import crosses, roc, rolling_std, rsi, sma
+from nettrace_dagster.strategies.indicators import crosses, remember, roc, rolling_std, rsi, sma
 
 
 def rising_edge(condition: np.ndarray) -> np.ndarray:
@@ -24,6 +24,20 @@ def rising_edge(condition: np.ndarray) -> np.ndarray:
     out = np.zeros(condition.shape[0], dtype=np.bool_)
     out[1:] = condition[1:] & ~condition[:-1]
     return out
+
+
+def zscore(close: np.ndarray, window: int) -> np.ndarray:
+    """(close − its `window` SMA) / its `window` std (0 where the std is 0, NaN in the warm-up);
+    memoized by window inside `indicators.memoized()` (an optimizer's trials repeat windows)."""
+
+    def compute() -> np.ndarray:
+        mean, std = sma(close, window), rolling_std(close, window)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.where(std > 0, (close - mean) / std, 0.0)
+        z[np.isnan(mean)] = np.nan
+        return z
+
+    return remember("zscore", (close,), (window,), compute)
 
 
 class SmaCross(Strategy):
@@ -122,11 +136,7 @@ class MeanReversion(Strategy):
 
     def signals(self, candles: pl.DataFrame, params: dict[str, Any]) -> Signals:
         close = column(candles, "close")
-        window = int(params["window"])
-        mean, std = sma(close, window), rolling_std(close, window)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.where(std > 0, (close - mean) / std, 0.0)
-        z[np.isnan(mean)] = np.nan
+        z = zscore(close, int(params["window"]))
         with np.errstate(invalid="ignore"):
             oversold = (z < -float(params["entry_z"])) & (rsi(close, params["rsi_window"]) < float(params["rsi_low"]))
         entries = rising_edge(oversold)

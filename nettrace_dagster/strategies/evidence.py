@@ -44,7 +44,7 @@ import numpy as np
 import polars as pl
 
 from nettrace_dagster.regimes import LABELS, rolling_trend
-from nettrace_dagster.strategies.indicators import roc, rolling_std, rsi, sma
+from nettrace_dagster.strategies.indicators import remember, roc, rolling_std, rsi, sma
 
 TREND, MOMENTUM, VOLUME, VOLATILITY, REGIME = "trend", "momentum", "volume", "volatility", "regime"
 FAMILIES: tuple[str, ...] = (TREND, MOMENTUM, VOLUME, VOLATILITY, REGIME)
@@ -129,9 +129,53 @@ class Evidence:
 
 def _family(agrees: np.ndarray, strength: np.ndarray) -> Family:
     # NaN (warm-up) compares False and is no strength: a family without data never agrees.
-    agrees = np.asarray(agrees, dtype=np.bool_)
-    strength = np.where(agrees, np.clip(np.nan_to_num(strength, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0), 0.0)
-    return Family(agrees, strength)
+    agrees = np.ascontiguousarray(agrees, dtype=np.bool_)
+    return Family(agrees, _strength_nb(agrees, np.ascontiguousarray(strength, dtype=np.float64)))
+
+
+def _strength_py(agrees: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """The reference of `_strength_nb` (tests check they agree)."""
+    return np.where(agrees, np.clip(np.nan_to_num(strength, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0), 0.0)
+
+
+@nb.njit(cache=True, nogil=True)
+def _strength_nb(agrees: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """Strength clipped to [0, 1] where the family agrees (NaN → 0, +inf → 1), else 0: one pass."""
+    out = np.zeros(agrees.shape[0])
+    for i in range(agrees.shape[0]):
+        if agrees[i]:
+            s = strength[i]
+            if np.isnan(s):
+                s = 0.0
+            out[i] = min(max(s, 0.0), 1.0)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _combine_nb(agrees: tuple, strengths: tuple, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`Evidence.confidence()` and `Evidence.count()` in one pass: the same products in the same
+    family order (multiplying by 1.0 where a family does not agree is exact, so it is skipped)."""
+    confidence = np.empty(n)
+    count = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        doubt = 1.0
+        c = 0
+        for f in range(len(agrees)):
+            if agrees[f][i]:
+                doubt *= 1.0 - (EVIDENCE_FLOOR + EVIDENCE_SPAN * strengths[f][i])
+                c += 1
+        confidence[i] = min(max(1.0 - doubt, 0.0), 1.0)
+        count[i] = c
+    return confidence, count
+
+
+def combine(evidence: Evidence) -> tuple[np.ndarray, np.ndarray]:
+    """(evidence.confidence(), evidence.count()) with no family excluded, compiled."""
+    if not evidence.families:
+        return evidence.confidence(), evidence.count()
+    fams = list(evidence.families.values())
+    return _combine_nb(tuple(np.ascontiguousarray(f.agrees, dtype=np.bool_) for f in fams),
+                       tuple(np.ascontiguousarray(f.strength, dtype=np.float64) for f in fams), evidence.n)
 
 
 def _sma_from_first_valid(x: np.ndarray, window: int) -> np.ndarray:
@@ -154,10 +198,21 @@ def log_returns(close: np.ndarray) -> np.ndarray:
 
 def realised_volatility(close: np.ndarray, window: int) -> np.ndarray:
     """Population std of the log returns over the trailing `window` bars."""
-    return rolling_std(log_returns(close), window)
+    return remember("realised_volatility", (close,), (window,), lambda: rolling_std(log_returns(close), window))
 
 
 def trend_family(close: np.ndarray, window: int, sigma: np.ndarray) -> Family:
+    ma = sma(close, window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_ratio = np.log(close / ma)  # numpy's log (the compiled pass below must not differ by an ulp)
+    agrees, strength = _trend_nb(np.ascontiguousarray(close, dtype=np.float64), ma, log_ratio,
+                                 np.ascontiguousarray(sigma, dtype=np.float64), float(np.sqrt(window)),
+                                 max(1, window // 10))
+    return Family(agrees, strength)
+
+
+def trend_family_py(close: np.ndarray, window: int, sigma: np.ndarray) -> Family:
+    """The numpy reference of `trend_family` (tests check they agree)."""
     ma = sma(close, window)
     lag = max(1, window // 10)
     earlier = np.full(close.shape[0], np.nan)
@@ -165,7 +220,24 @@ def trend_family(close: np.ndarray, window: int, sigma: np.ndarray) -> Family:
     with np.errstate(invalid="ignore", divide="ignore"):
         agrees = (close > ma) & (ma > earlier)
         strength = np.log(close / ma) / (sigma * np.sqrt(window))
-    return _family(agrees, strength)
+    return Family(np.asarray(agrees, dtype=np.bool_), _strength_py(agrees, strength))
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")  # x / 0 is ±inf or NaN, as in numpy
+def _trend_nb(close: np.ndarray, ma: np.ndarray, log_ratio: np.ndarray, sigma: np.ndarray, sqrt_window: float,
+              lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """The trend test and its clipped strength in one pass (same operations as the numpy form)."""
+    n = close.shape[0]
+    agrees = np.zeros(n, dtype=np.bool_)
+    strength = np.zeros(n)
+    for i in range(lag, n):
+        if close[i] > ma[i] and ma[i] > ma[i - lag]:
+            agrees[i] = True
+            s = log_ratio[i] / (sigma[i] * sqrt_window)
+            if np.isnan(s):
+                s = 0.0
+            strength[i] = min(max(s, 0.0), 1.0)
+    return agrees, strength
 
 
 def momentum_family(close: np.ndarray, window: int, rsi_window: int) -> Family:
@@ -176,9 +248,29 @@ def momentum_family(close: np.ndarray, window: int, rsi_window: int) -> Family:
 
 
 def volume_family(volume: np.ndarray, window: int) -> Family:
+    return Family(*_volume_nb(np.ascontiguousarray(volume, dtype=np.float64), sma(volume, window)))
+
+
+def volume_family_py(volume: np.ndarray, window: int) -> Family:
+    """The numpy reference of `volume_family` (tests check they agree)."""
     mean = sma(volume, window)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _family(volume > mean, volume / mean - 1.0)
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _volume_nb(volume: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = volume.shape[0]
+    agrees = np.zeros(n, dtype=np.bool_)
+    strength = np.zeros(n)
+    for i in range(n):
+        if volume[i] > mean[i]:
+            agrees[i] = True
+            s = volume[i] / mean[i] - 1.0
+            if np.isnan(s):
+                s = 0.0
+            strength[i] = min(max(s, 0.0), 1.0)
+    return agrees, strength
 
 
 def volatility_family(sigma: np.ndarray, baseline: int) -> Family:
@@ -221,9 +313,13 @@ def _debounce(raw: np.ndarray, confirm: int) -> np.ndarray:
 
 def regime_labels(close: np.ndarray, config: EvidenceConfig) -> tuple[np.ndarray, np.ndarray]:
     """(label index into regimes.LABELS per bar, fitted window return): the regimes asset's method."""
-    trend = rolling_trend(close, config.regime_window) if close.shape[0] else np.zeros(0)
-    raw = np.where(trend > config.regime_bull, 0, np.where(trend < config.regime_bear, 1, 2)).astype(np.int8)
-    return _debounce(raw, config.regime_confirm), trend
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        trend = rolling_trend(close, config.regime_window) if close.shape[0] else np.zeros(0)
+        raw = np.where(trend > config.regime_bull, 0, np.where(trend < config.regime_bear, 1, 2)).astype(np.int8)
+        return _debounce(raw, config.regime_confirm), trend
+
+    return remember("regime_labels", (close,),
+                    (config.regime_window, config.regime_bull, config.regime_bear, config.regime_confirm), compute)
 
 
 def regime_family(close: np.ndarray, config: EvidenceConfig) -> Family:
@@ -247,21 +343,28 @@ def gather(candles: pl.DataFrame, config: EvidenceConfig | None = None,
         raise ValueError(f"unknown evidence famil{'ies' if len(unknown) > 1 else 'y'} "
                          f"{', '.join(unknown)}; known: {', '.join(FAMILIES)}")
     close, volume = _arrays(candles)
-    sigma = realised_volatility(close, config.volatility_window) if {TREND, VOLATILITY} & set(wanted) else None
+    c = config
     out: dict[str, Family] = {}
+    # each family is memoized on its own inputs (inside `indicators.memoized()`): the windows it
+    # reads, not the whole config, so strategies and trials sharing a window share the family
     for name in FAMILIES:
         if name not in wanted:
             continue
         if name == TREND:
-            out[name] = trend_family(close, config.trend_window, sigma)
+            out[name] = remember("trend", (close,), (c.trend_window, c.volatility_window), lambda: trend_family(
+                close, c.trend_window, realised_volatility(close, c.volatility_window)))
         elif name == MOMENTUM:
-            out[name] = momentum_family(close, config.momentum_window, config.rsi_window)
+            out[name] = remember("momentum", (close,), (c.momentum_window, c.rsi_window),
+                                 lambda: momentum_family(close, c.momentum_window, c.rsi_window))
         elif name == VOLUME:
-            out[name] = volume_family(volume, config.volume_window)
+            out[name] = remember("volume", (volume,), (c.volume_window,), lambda: volume_family(volume, c.volume_window))
         elif name == VOLATILITY:
-            out[name] = volatility_family(sigma, config.volatility_baseline)
+            out[name] = remember("volatility", (close,), (c.volatility_window, c.volatility_baseline),
+                                 lambda: volatility_family(realised_volatility(close, c.volatility_window),
+                                                           c.volatility_baseline))
         else:
-            out[name] = regime_family(close, config)
+            out[name] = remember("regime", (close,), (c.regime_window, c.regime_bull, c.regime_bear, c.regime_confirm,
+                                                      tuple(c.regime_accepts)), lambda: regime_family(close, c))
     return Evidence(out, close.shape[0])
 
 
@@ -277,5 +380,8 @@ def confirm(candles: pl.DataFrame, trigger_family: str | None,
     trigger belongs to `trigger_family` (left out of the count; None: a trigger of no family).
     Only entry bars are read by the Rule 2 gate."""
     trigger_family = check_trigger_family(trigger_family)
+    config = config or EvidenceConfig()
     evidence = gather(candles, config, [f for f in FAMILIES if f != trigger_family])
-    return evidence.confidence(), evidence.count()
+    # the combination, by the families' own results (memoized ones keep their identity)
+    arrays = tuple(a for fam in evidence.families.values() for a in fam)
+    return remember("confirm", arrays, (tuple(evidence.families),), lambda: combine(evidence))

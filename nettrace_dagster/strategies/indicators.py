@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
 import numba as nb
 import numpy as np
+
+T = TypeVar("T")
 
 
 @nb.njit(cache=True, nogil=True)
@@ -24,16 +32,62 @@ def _sma(x: np.ndarray, window: int) -> np.ndarray:
 def _rolling_std(x: np.ndarray, window: int) -> np.ndarray:
     n = x.shape[0]
     out = np.full(n, np.nan)
+    i = window - 1
+    # four outputs at a time: four independent chains of adds keep the FPU busy, while each
+    # output's sums run over its own window in the same order as one at a time (bit-identical
+    # to `_rolling_std_one`)
+    while i + 3 < n:
+        b = np.uint64(i - window + 1)  # unsigned: no negative-index wraparound in the loops
+        m0 = m1 = m2 = m3 = 0.0
+        for j in range(np.uint64(window)):
+            m0 += x[b + j]
+            m1 += x[b + j + np.uint64(1)]
+            m2 += x[b + j + np.uint64(2)]
+            m3 += x[b + j + np.uint64(3)]
+        m0 /= window
+        m1 /= window
+        m2 /= window
+        m3 /= window
+        v0 = v1 = v2 = v3 = 0.0
+        for j in range(np.uint64(window)):
+            d0 = x[b + j] - m0
+            d1 = x[b + j + np.uint64(1)] - m1
+            d2 = x[b + j + np.uint64(2)] - m2
+            d3 = x[b + j + np.uint64(3)] - m3
+            v0 += d0 * d0
+            v1 += d1 * d1
+            v2 += d2 * d2
+            v3 += d3 * d3
+        out[i] = np.sqrt(v0 / window)
+        out[i + 1] = np.sqrt(v1 / window)
+        out[i + 2] = np.sqrt(v2 / window)
+        out[i + 3] = np.sqrt(v3 / window)
+        i += 4
+    for k in range(max(i, window - 1), n):
+        out[k] = _std_at(x, k, window)
+    return out
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _std_at(x: np.ndarray, i: int, window: int) -> float:
+    mean = 0.0
+    for j in range(i - window + 1, i + 1):
+        mean += x[j]
+    mean /= window
+    var = 0.0
+    for j in range(i - window + 1, i + 1):
+        d = x[j] - mean
+        var += d * d
+    return np.sqrt(var / window)
+
+
+@nb.njit(cache=True, nogil=True)
+def _rolling_std_one(x: np.ndarray, window: int) -> np.ndarray:
+    """The reference: one output at a time (tests check `_rolling_std` against it)."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
     for i in range(window - 1, n):
-        mean = 0.0
-        for j in range(i - window + 1, i + 1):
-            mean += x[j]
-        mean /= window
-        var = 0.0
-        for j in range(i - window + 1, i + 1):
-            d = x[j] - mean
-            var += d * d
-        out[i] = np.sqrt(var / window)
+        out[i] = _std_at(x, i, window)
     return out
 
 
@@ -80,6 +134,99 @@ def _cross(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return up, down
 
 
+class Memo:
+    """Results of pure functions of arrays, by (what, the input arrays' buffers, parameters):
+    an optimizer asks for the same window of the same series again and again (an integer
+    parameter has a few hundred values; evidence families ignore most of a strategy's
+    parameters). Inputs are held, so their buffers cannot be reused by other data while cached;
+    results are read-only, so no caller can corrupt the next one's. Only active inside
+    `memoized()`: the caller promises the inputs' contents do not change meanwhile (a study's
+    candles).
+
+    Bounded by bytes. What goes when full is what costs least to recompute per byte and was
+    used least recently (GreedyDual-Size: a result's credit is the inflation floor at its last
+    use + its compute seconds per byte; the lowest credit goes and raises the floor to its
+    own): a rolling std over 200 bars outlives a 3-bar moving average of the same size."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        # key -> [inputs held, value, bytes, seconds per byte, credit]
+        self._items: dict[tuple, list[Any]] = {}
+        self._bytes = 0
+        self._floor = 0.0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def _key(what: str, arrays: tuple[np.ndarray, ...], params: tuple) -> tuple:
+        return (what, params) + tuple((a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
+                                      for a in arrays)
+
+    def _get(self, what: str, arrays: tuple[np.ndarray, ...], params: tuple, compute: Callable[[], T]) -> T:
+        key = self._key(what, arrays, params)
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                found[4] = self._floor + found[3]
+                self.hits += 1
+                return found[1]  # type: ignore[no-any-return]
+            self.misses += 1
+        started = time.perf_counter()
+        value = compute()
+        seconds = time.perf_counter() - started
+        parts = value if isinstance(value, tuple) else (value,)
+        size = 0
+        for part in parts:
+            if isinstance(part, np.ndarray):
+                part.flags.writeable = False
+                size += part.nbytes
+        with self._lock:
+            if size <= self.max_bytes and key not in self._items:
+                while self._items and self._bytes + size > self.max_bytes:
+                    victim = min(self._items, key=lambda k: self._items[k][4])
+                    gone = self._items.pop(victim)
+                    self._floor = gone[4]
+                    self._bytes -= gone[2]
+                per_byte = seconds / max(size, 1)
+                self._items[key] = [arrays, value, size, per_byte, self._floor + per_byte]
+                self._bytes += size
+        return value
+
+
+_MEMO: list[Memo] = []
+
+
+@contextmanager
+def memoized(max_bytes: int = 512 * 2**20, memo: Memo | None = None) -> Iterator[Memo]:
+    """Memoize indicators and evidence families while inside, in `memo` (default a new one of
+    `max_bytes`); nested without `memo`, the outer memo serves."""
+    if _MEMO and memo is None:
+        yield _MEMO[-1]
+        return
+    memo = memo or Memo(max_bytes)
+    _MEMO.append(memo)
+    try:
+        yield memo
+    finally:
+        _MEMO.remove(memo)
+
+
+# Only the platform's own computations are memoized: a strategy file may import this module, and
+# a result it planted under another computation's key would be served to every other strategy.
+# Its code lives in its own file, which it cannot forge (compile, CodeType and dunders are refused).
+_DIR = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+_TRUSTED = frozenset(f"{_DIR}/{name}.py" for name in ("indicators", "evidence", "builtin"))
+
+
+def remember(what: str, arrays: tuple[np.ndarray, ...], params: tuple, compute: Callable[[], T]) -> T:
+    """`compute()`, or its memoized result inside `memoized()` (for `compute` defined in this
+    package's indicator, evidence and built-in strategy code; anything else is just computed)."""
+    code = getattr(compute, "__code__", None)
+    if not _MEMO or code is None or code.co_filename not in _TRUSTED:
+        return compute()
+    return _MEMO[-1]._get(what, arrays, params, compute)
+
+
 def crosses(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(a crossed above b, a crossed below b) in one pass; same rule as `crossed_above`/`below`."""
     return _cross(np.ascontiguousarray(a, dtype=np.float64), np.ascontiguousarray(b, dtype=np.float64))
@@ -94,24 +241,31 @@ def _check_window(window: int) -> int:
 
 def sma(x: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average over `window` bars."""
-    return _sma(np.ascontiguousarray(x, dtype=np.float64), _check_window(window))
+    x, window = np.ascontiguousarray(x, dtype=np.float64), _check_window(window)
+    return remember("sma", (x,), (window,), lambda: _sma(x, window))
 
 
 def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
     """Population standard deviation over `window` bars (two-pass, numerically stable)."""
-    return _rolling_std(np.ascontiguousarray(x, dtype=np.float64), _check_window(window))
+    x, window = np.ascontiguousarray(x, dtype=np.float64), _check_window(window)
+    return remember("rolling_std", (x,), (window,), lambda: _rolling_std(x, window))
 
 
 def rsi(x: np.ndarray, window: int = 14) -> np.ndarray:
     """Wilder's relative strength index in [0, 100]."""
-    return _rsi(np.ascontiguousarray(x, dtype=np.float64), _check_window(window))
+    x, window = np.ascontiguousarray(x, dtype=np.float64), _check_window(window)
+    return remember("rsi", (x,), (window,), lambda: _rsi(x, window))
 
 
 def roc(x: np.ndarray, window: int) -> np.ndarray:
     """Rate of change: x[i] / x[i - window] - 1."""
     window = _check_window(window)
     x = np.asarray(x, dtype=np.float64)
-    out = np.full(x.shape[0], np.nan)
-    if x.shape[0] > window:
-        out[window:] = x[window:] / x[:-window] - 1.0
-    return out
+
+    def compute() -> np.ndarray:
+        out = np.full(x.shape[0], np.nan)
+        if x.shape[0] > window:
+            out[window:] = x[window:] / x[:-window] - 1.0
+        return out
+
+    return remember("roc", (x,), (window,), compute)
