@@ -149,3 +149,16 @@ def test_trend_and_volume_families_compiled_equal_numpy(window: int) -> None:
         assert fast.agrees.any() and ((fast.strength > 0) & (fast.strength < 1)).any()
         assert np.array_equal(fast.agrees, ref.agrees)
         assert np.array_equal(fast.strength, ref.strength)
+
+
+def test_sma_equals_a_plain_running_sum() -> None:
+    x = np.cumsum(np.random.default_rng(6).normal(size=400)) + 50.0
+    for window in (1, 2, 7, 399, 400, 401):
+        ref, total = np.full(x.size, np.nan), 0.0
+        for i in range(x.size):
+            total += x[i]
+            if i >= window:
+                total -= x[i - window]
+            if i >= window - 1:
+                ref[i] = total / window
+        assert np.array_equal(I.sma(x, window), ref, equal_nan=True)

@@ -17,14 +17,13 @@ T = TypeVar("T")
 @nb.njit(cache=True, nogil=True)
 def _sma(x: np.ndarray, window: int) -> np.ndarray:
     n = x.shape[0]
-    out = np.full(n, np.nan)
+    out = np.empty(n)  # every element written once below (NaN in the warm-up)
     total = 0.0
     for i in range(n):
         total += x[i]
         if i >= window:
             total -= x[i - window]
-        if i >= window - 1:
-            out[i] = total / window
+        out[i] = total / window if i >= window - 1 else np.nan
     return out
 
 
