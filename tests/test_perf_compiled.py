@@ -11,14 +11,15 @@ from nettrace_dagster.strategies import indicators as I
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_rolling_std_four_at_a_time_equals_one_at_a_time(seed: int) -> None:
+def test_rolling_std_in_blocks_equals_one_at_a_time(seed: int) -> None:
     rng = np.random.default_rng(seed)
     x = np.cumsum(rng.normal(size=5_003)) + 1_000.0
-    for window in (1, 2, 3, 4, 5, 7, 20, 63, 200):
+    for window in (1, 2, 3, 4, 5, 7, 20, 63, 200, 257, 600):
         fast, ref = I._rolling_std(x, window), I._rolling_std_one(x, window)
         assert np.isfinite(fast[window - 1:]).all()
         assert np.array_equal(fast, ref, equal_nan=True), window
-    for n in range(9):  # series shorter than, equal to, and just past the window and the step of 4
+    assert np.array_equal(I._rolling_std(x, 5_003), I._rolling_std_one(x, 5_003), equal_nan=True)
+    for n in range(9):  # series shorter than, equal to, and just past the window
         for window in range(1, 6):
             assert np.array_equal(I._rolling_std(x[:n], window), I._rolling_std_one(x[:n], window), equal_nan=True)
 
@@ -149,3 +150,16 @@ def test_trend_and_volume_families_compiled_equal_numpy(window: int) -> None:
         assert fast.agrees.any() and ((fast.strength > 0) & (fast.strength < 1)).any()
         assert np.array_equal(fast.agrees, ref.agrees)
         assert np.array_equal(fast.strength, ref.strength)
+
+
+def test_sma_equals_a_plain_running_sum() -> None:
+    x = np.cumsum(np.random.default_rng(6).normal(size=400)) + 50.0
+    for window in (1, 2, 7, 399, 400, 401):
+        ref, total = np.full(x.size, np.nan), 0.0
+        for i in range(x.size):
+            total += x[i]
+            if i >= window:
+                total -= x[i - window]
+            if i >= window - 1:
+                ref[i] = total / window
+        assert np.array_equal(I.sma(x, window), ref, equal_nan=True)

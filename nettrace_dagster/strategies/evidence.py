@@ -202,12 +202,16 @@ def realised_volatility(close: np.ndarray, window: int) -> np.ndarray:
 
 
 def trend_family(close: np.ndarray, window: int, sigma: np.ndarray) -> Family:
+    close = np.ascontiguousarray(close, dtype=np.float64)
     ma = sma(close, window)
+    agrees = _trend_agrees_nb(close, ma, max(1, window // 10))
+    idx = np.flatnonzero(agrees)
+    # numpy's log (the compiled pass must not differ by an ulp), on the agreeing bars only: it is
+    # computed element by element, so a subset gives the same values
     with np.errstate(invalid="ignore", divide="ignore"):
-        log_ratio = np.log(close / ma)  # numpy's log (the compiled pass below must not differ by an ulp)
-    agrees, strength = _trend_nb(np.ascontiguousarray(close, dtype=np.float64), ma, log_ratio,
-                                 np.ascontiguousarray(sigma, dtype=np.float64), float(np.sqrt(window)),
-                                 max(1, window // 10))
+        log_ratio = np.log(close[idx] / ma[idx])
+    strength = _trend_strength_nb(idx, log_ratio, np.ascontiguousarray(sigma, dtype=np.float64),
+                                  float(np.sqrt(window)), close.shape[0])
     return Family(agrees, strength)
 
 
@@ -223,21 +227,28 @@ def trend_family_py(close: np.ndarray, window: int, sigma: np.ndarray) -> Family
     return Family(np.asarray(agrees, dtype=np.bool_), _strength_py(agrees, strength))
 
 
-@nb.njit(cache=True, nogil=True, error_model="numpy")  # x / 0 is ±inf or NaN, as in numpy
-def _trend_nb(close: np.ndarray, ma: np.ndarray, log_ratio: np.ndarray, sigma: np.ndarray, sqrt_window: float,
-              lag: int) -> tuple[np.ndarray, np.ndarray]:
-    """The trend test and its clipped strength in one pass (same operations as the numpy form)."""
+@nb.njit(cache=True, nogil=True)
+def _trend_agrees_nb(close: np.ndarray, ma: np.ndarray, lag: int) -> np.ndarray:
+    """close above its SMA and the SMA above its value `lag` bars earlier (NaN: no)."""
     n = close.shape[0]
     agrees = np.zeros(n, dtype=np.bool_)
-    strength = np.zeros(n)
     for i in range(lag, n):
-        if close[i] > ma[i] and ma[i] > ma[i - lag]:
-            agrees[i] = True
-            s = log_ratio[i] / (sigma[i] * sqrt_window)
-            if np.isnan(s):
-                s = 0.0
-            strength[i] = min(max(s, 0.0), 1.0)
-    return agrees, strength
+        agrees[i] = close[i] > ma[i] and ma[i] > ma[i - lag]
+    return agrees
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")  # x / 0 is ±inf or NaN, as in numpy
+def _trend_strength_nb(idx: np.ndarray, log_ratio: np.ndarray, sigma: np.ndarray, sqrt_window: float,
+                       n: int) -> np.ndarray:
+    """The clipped strength at the agreeing bars `idx` (0 elsewhere), as `_strength_py` would."""
+    strength = np.zeros(n)
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        s = log_ratio[k] / (sigma[i] * sqrt_window)
+        if np.isnan(s):
+            s = 0.0
+        strength[i] = min(max(s, 0.0), 1.0)
+    return strength
 
 
 def momentum_family(close: np.ndarray, window: int, rsi_window: int) -> Family:

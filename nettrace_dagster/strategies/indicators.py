@@ -17,54 +17,48 @@ T = TypeVar("T")
 @nb.njit(cache=True, nogil=True)
 def _sma(x: np.ndarray, window: int) -> np.ndarray:
     n = x.shape[0]
-    out = np.full(n, np.nan)
+    out = np.empty(n)  # every element written once below (NaN in the warm-up)
     total = 0.0
     for i in range(n):
         total += x[i]
         if i >= window:
             total -= x[i - window]
-        if i >= window - 1:
-            out[i] = total / window
+        out[i] = total / window if i >= window - 1 else np.nan
     return out
 
 
-@nb.njit(cache=True, nogil=True)
+STD_BLOCK = 256  # outputs computed together: their running sums stay in L1
+
+
+@nb.njit(cache=True, nogil=True, boundscheck=False)
 def _rolling_std(x: np.ndarray, window: int) -> np.ndarray:
     n = x.shape[0]
     out = np.full(n, np.nan)
+    m = np.empty(STD_BLOCK)
+    v = np.empty(STD_BLOCK)
     i = window - 1
-    # four outputs at a time: four independent chains of adds keep the FPU busy, while each
-    # output's sums run over its own window in the same order as one at a time (bit-identical
-    # to `_rolling_std_one`)
-    while i + 3 < n:
-        b = np.uint64(i - window + 1)  # unsigned: no negative-index wraparound in the loops
-        m0 = m1 = m2 = m3 = 0.0
-        for j in range(np.uint64(window)):
-            m0 += x[b + j]
-            m1 += x[b + j + np.uint64(1)]
-            m2 += x[b + j + np.uint64(2)]
-            m3 += x[b + j + np.uint64(3)]
-        m0 /= window
-        m1 /= window
-        m2 /= window
-        m3 /= window
-        v0 = v1 = v2 = v3 = 0.0
-        for j in range(np.uint64(window)):
-            d0 = x[b + j] - m0
-            d1 = x[b + j + np.uint64(1)] - m1
-            d2 = x[b + j + np.uint64(2)] - m2
-            d3 = x[b + j + np.uint64(3)] - m3
-            v0 += d0 * d0
-            v1 += d1 * d1
-            v2 += d2 * d2
-            v3 += d3 * d3
-        out[i] = np.sqrt(v0 / window)
-        out[i + 1] = np.sqrt(v1 / window)
-        out[i + 2] = np.sqrt(v2 / window)
-        out[i + 3] = np.sqrt(v3 / window)
-        i += 4
-    for k in range(max(i, window - 1), n):
-        out[k] = _std_at(x, k, window)
+    # a block of outputs at a time, the window offset j outermost: the inner loop over the block
+    # is independent per output, so it vectorizes, while each output still sums its own window in
+    # the same order as one at a time (bit-identical to `_rolling_std_one`)
+    while i < n:
+        cnt = min(STD_BLOCK, n - i)
+        b = i - window + 1
+        m[:cnt] = 0.0
+        for j in range(window):
+            xs = x[b + j:b + j + cnt]
+            for k in range(cnt):
+                m[k] += xs[k]
+        for k in range(cnt):
+            m[k] /= window
+            v[k] = 0.0
+        for j in range(window):
+            xs = x[b + j:b + j + cnt]
+            for k in range(cnt):
+                d = xs[k] - m[k]
+                v[k] += d * d
+        for k in range(cnt):
+            out[i + k] = np.sqrt(v[k] / window)
+        i += cnt
     return out
 
 
