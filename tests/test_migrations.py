@@ -223,7 +223,9 @@ def test_processes_opening_an_old_ledger_at_once_migrate_it_once(tmp_path: Path)
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     execute(url, OLD_SHAPES)
-    with multiprocessing.get_context("fork").Pool(4) as pool:
+    # spawn, not fork: a fork of a process with threads (Dagster's, the optimizer's pool) can inherit a
+    # lock another thread held and hang; fresh interpreters open the ledger as real processes do.
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
         results = pool.map(_open, [url] * 4)
     assert sorted(results, key=str) == sorted([(None, migrate.head())] + [(migrate.head(), migrate.head())] * 3,
                                               key=str), results
