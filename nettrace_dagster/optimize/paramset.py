@@ -23,19 +23,17 @@ full position size, the equity floor as reserve, every built-in strategy with it
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from nettrace_dagster.paramsets.schema import PORTFOLIO_KEYS, check_portfolio, default_portfolio, param_set_id
 from nettrace_dagster.rules import Rules
 from nettrace_dagster.strategies.registry import STRATEGIES
 
-PORTFOLIO_KEYS = ("tp0", "tp1", "tp2", "trailing_stop", "fire_threshold", "promote_threshold",
-                  "clone_threshold", "trade_fraction_mult", "min_reserve_usd")
+__all__ = ["PORTFOLIO_KEYS", "ParamSet", "default_param_set", "default_portfolio"]
 
 
 def _freeze(d: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -71,8 +69,7 @@ class ParamSet:
 
     def content_id(self) -> str:
         """sha256 of the canonical JSON, first 12 hex digits: same parameters, same id."""
-        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        return param_set_id(self.to_json())
 
     def rules(self, base: Rules | None = None) -> Rules:
         """`base` (default the built-in rules) with this set's Rule 3 thresholds and position size.
@@ -104,7 +101,7 @@ class ParamSet:
             if key not in PORTFOLIO_KEYS:
                 raise ValueError(f"param set: unknown portfolio key {key!r}")
             _number(f"param set: portfolio.{key}", portfolio[key])
-        _check_portfolio(portfolio)
+        check_portfolio(portfolio)
         strategies: dict[str, dict[str, Any]] = {}
         for name, params in data["strategies"].items():
             if name not in STRATEGIES:
@@ -116,36 +113,6 @@ class ParamSet:
             except ValueError as exc:
                 raise ValueError(f"param set: strategies.{name}: {exc}") from None
         return cls(portfolio, strategies)
-
-
-def _check_portfolio(p: Mapping[str, float]) -> None:
-    rules = Rules()
-    for key in ("tp0", "tp1", "tp2", "trailing_stop"):
-        if not 0 <= p[key] < 1:
-            raise ValueError(f"param set: portfolio.{key}={p[key]!r} must be a fraction in [0, 1) (0 = off)")
-    levels = [p[k] for k in ("tp0", "tp1", "tp2") if p[k] > 0]
-    if levels != sorted(set(levels)):
-        raise ValueError(f"param set: portfolio tp0/tp1/tp2={p['tp0']}/{p['tp1']}/{p['tp2']} must increase (0 = off)")
-    floors = {"fire_threshold": rules.fire_win_rate, "clone_threshold": rules.clone_win_rate,
-              "promote_threshold": rules.clone_min_sharpe}
-    for key, floor in floors.items():
-        high = 1.0 if key != "promote_threshold" else 100.0
-        if not floor <= p[key] <= high:
-            raise ValueError(f"param set: portfolio.{key}={p[key]!r} must be in [{floor:g}, {high:g}] "
-                             "(Rule 3 may only be tightened)")
-    if not 0 < p["trade_fraction_mult"] <= 1:
-        raise ValueError(f"param set: portfolio.trade_fraction_mult={p['trade_fraction_mult']!r} must be in (0, 1] "
-                         "(the rule's position size may only shrink)")
-    if not rules.equity_floor_usd <= p["min_reserve_usd"] < 1e12:
-        raise ValueError(f"param set: portfolio.min_reserve_usd={p['min_reserve_usd']!r} must be at least "
-                         f"{rules.equity_floor_usd:g} (the equity floor)")
-
-
-def default_portfolio() -> dict[str, float]:
-    rules = Rules()
-    return {"tp0": 0.0, "tp1": 0.0, "tp2": 0.0, "trailing_stop": 0.0, "fire_threshold": rules.fire_win_rate,
-            "promote_threshold": rules.clone_min_sharpe, "clone_threshold": rules.clone_win_rate,
-            "trade_fraction_mult": 1.0, "min_reserve_usd": rules.equity_floor_usd}
 
 
 def default_param_set() -> ParamSet:

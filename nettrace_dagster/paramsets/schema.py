@@ -1,8 +1,9 @@
 """A parameter set as plain JSON: `{"portfolio": {...nine keys...}, "strategies": {name: {param: value}}}`.
 
-The optimizer's `ParamSet` (nettrace_dagster.optimize.paramset) has the same JSON form; this
-module only checks the keys the promotion pipeline and the trader rely on, so either side can
-read the other's sets without importing it.
+The one home of the contract: the nine portfolio keys, their defaults, the rule-side check of
+their values and the content id. The optimizer's `ParamSet` (nettrace_dagster.optimize.paramset)
+is a typed view of the same JSON built on these; the promotion pipeline, the trader and releases
+use the plain-dict functions here (they must read sets naming generated strategies too).
 """
 
 from __future__ import annotations
@@ -39,9 +40,40 @@ def default_param_set() -> dict[str, Any]:
             "strategies": {name: dict(cls.default_params) for name, cls in sorted(STRATEGIES.items())}}
 
 
+def check_portfolio(p: dict[str, float]) -> None:
+    """The nine numbers on the side the rules allow (ParamSetError naming the key otherwise): tiers
+    and trailing stop fractions in [0, 1) with tiers increasing, Rule 3's thresholds only stricter,
+    position size only smaller, the reserve never below the equity floor."""
+    rules = Rules()
+    for key in PORTFOLIO_KEYS:
+        v = p[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ParamSetError(f"param set: portfolio.{key} must be a finite number, got {v!r}"[:200])
+    for key in ("tp0", "tp1", "tp2", "trailing_stop"):
+        if not 0 <= p[key] < 1:
+            raise ParamSetError(f"param set: portfolio.{key}={p[key]!r} must be a fraction in [0, 1) (0 = off)")
+    levels = [p[k] for k in ("tp0", "tp1", "tp2") if p[k] > 0]
+    if levels != sorted(set(levels)):
+        raise ParamSetError(f"param set: portfolio tp0/tp1/tp2={p['tp0']}/{p['tp1']}/{p['tp2']} must increase "
+                            "(0 = off)")
+    floors = {"fire_threshold": rules.fire_win_rate, "clone_threshold": rules.clone_win_rate,
+              "promote_threshold": rules.clone_min_sharpe}
+    for key, floor in floors.items():
+        high = 1.0 if key != "promote_threshold" else 100.0
+        if not floor <= p[key] <= high:
+            raise ParamSetError(f"param set: portfolio.{key}={p[key]!r} must be in [{floor:g}, {high:g}] "
+                                "(Rule 3 may only be tightened)")
+    if not 0 < p["trade_fraction_mult"] <= 1:
+        raise ParamSetError(f"param set: portfolio.trade_fraction_mult={p['trade_fraction_mult']!r} must be in "
+                            "(0, 1] (the rule's position size may only shrink)")
+    if not rules.equity_floor_usd <= p["min_reserve_usd"] < 1e12:
+        raise ParamSetError(f"param set: portfolio.min_reserve_usd={p['min_reserve_usd']!r} must be at least "
+                            f"{rules.equity_floor_usd:g} (the equity floor)")
+
+
 def validate_param_set(value: Any) -> dict[str, Any]:
-    """The set with every portfolio key present and numeric (missing keys take the defaults);
-    ParamSetError otherwise. Strategy parameters are the strategies' own to check."""
+    """The set with every portfolio key present and on the rules' side (missing keys take the
+    defaults); ParamSetError otherwise. Strategy parameters are the strategies' own to check."""
     if not isinstance(value, dict):
         raise ParamSetError(f"a parameter set is a JSON object, got {type(value).__name__}")
     unknown = sorted(set(value) - {"portfolio", "strategies"})
@@ -55,14 +87,7 @@ def validate_param_set(value: Any) -> dict[str, Any]:
     if extra:
         raise ParamSetError(f"unknown portfolio parameter(s): {', '.join(extra)}")
     merged = {**default_portfolio(), **portfolio}
-    for key, v in merged.items():
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-            raise ParamSetError(f"portfolio parameter {key} must be a finite number ≥ 0, got {v!r}")
-    levels = [merged[k] for k in ("tp0", "tp1", "tp2") if merged[k] > 0]
-    if levels != sorted(set(levels)):
-        raise ParamSetError("take-profit tiers must increase: tp0 < tp1 < tp2 (0 = off)")
-    if merged["trailing_stop"] >= 1:
-        raise ParamSetError("trailing_stop must be a fraction below 1")
+    check_portfolio(merged)
     if not strategies:
         raise ParamSetError("a parameter set names at least one strategy")
     for name, params in strategies.items():
