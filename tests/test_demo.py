@@ -29,6 +29,22 @@ def test_demo_materializes_everything_into_the_instance(home: Path) -> None:
     summaries = {s["asset"]: s["summary"] for s in report["summaries"]}
     assert "balanced accuracy" in summaries["regimes[BTC-USDT]"]
 
+    # The pillars' keys (the issues' JSON contracts): optimization per regime with the gate's
+    # evidence, the promotion replay, discovery's funnel, the local deploy.
+    assert set(report["optimization"]) == {"BULL", "BEAR", "SIDEWAYS"}
+    for regime, gate in report["optimization"].items():
+        assert {"trials", "in_sample_sharpe", "out_of_sample_sharpe", "out_of_sample_return", "dsr", "pbo",
+                "passed", "failed_tests"} <= set(gate), regime
+        assert gate["trials"] > 0 and (gate["passed"] or gate["failed_tests"]), regime  # a stop says why
+    assert report["promotion"], "no candidate reached the promotion pipeline"
+    assert all({"candidate", "stages", "final_stage"} <= set(c) for c in report["promotion"])
+    assert "baseline_vs_promoted" in report
+    assert set(report["discovery"]) == {"opportunities", "scored", "above_threshold", "generated", "validated",
+                                        "rejected", "in_review"}
+    assert report["discovery"]["generated"] >= 1
+    deploy = report["deploy"]
+    assert deploy["ok"] and [st["stage"] for st in deploy["stages"]] == ["canary", "primary", "full"]
+
     # What the UI shows next time: the runs and materializations are in NETTRACE_HOME's instance.
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     with dg.DagsterInstance.get() as instance:
