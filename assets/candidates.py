@@ -2,13 +2,10 @@
 validated strategies enter it, due candidates are advanced, and the UI shows every candidate with
 its stage and evidence.
 
-Its upstream assets come from other parts of the platform (`optimized_params`, partitioned by
-regime; `validated_strategies`). The asset takes each as an input when the code location defines
-it, so the lineage shows both; without them it still advances and reports the pipeline.
+Its inputs are `optimized_params` (every regime partition) and `validated_strategies`, so the
+lineage shows where each candidate came from.
 """
 
-import importlib
-import pkgutil
 from typing import Any
 
 import dagster as dg
@@ -22,19 +19,6 @@ from nettrace_dagster.settings import load_settings
 
 OPTIMIZED = dg.AssetKey("optimized_params")
 VALIDATED = dg.AssetKey("validated_strategies")
-
-
-def _defined_here(key: dg.AssetKey) -> bool:
-    """Whether another module of this package defines `key` (they load together as one location)."""
-    package = __name__.rsplit(".", 1)[0]
-    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
-        if f"{package}.{info.name}" == __name__:
-            continue
-        module = importlib.import_module(f"{package}.{info.name}")
-        for value in vars(module).values():
-            if isinstance(value, dg.AssetsDefinition) and key in value.keys:
-                return True
-    return False
 
 
 def promotion_report(settings: Any, optimized: Any = None, validated: Any = None,
@@ -80,28 +64,17 @@ def _evidence_line(v: Any) -> str:
     return "; ".join(parts) or "—"
 
 
-def build_candidates_asset(optimized: bool, validated: bool) -> dg.AssetsDefinition:
-    ins: dict[str, dg.AssetIn] = {}
-    if optimized:
-        ins["optimized_params"] = dg.AssetIn(key=OPTIMIZED, partition_mapping=dg.AllPartitionMapping(),
-                                             dagster_type=dg.Any)
-    if validated:
-        ins["validated_strategies"] = dg.AssetIn(key=VALIDATED, dagster_type=dg.Any)
-
-    @dg.asset(name="candidates", ins=ins, group_name="promotion", io_manager_key="io_manager",
-              automation_condition=dg.AutomationCondition.eager())
-    def candidates(context: dg.AssetExecutionContext, **upstream: Any) -> dg.Output[None]:
-        """Promotion candidates — optimized parameter sets and generated strategies — with their stage
-        (COLD → WARM → LIMITED → FULL, or REJECTED / RETIRED / ROLLED_BACK) and the evidence of each
-        stage: the overfitting gate's verdict (failed tests named), the COLD backtest Sharpe, the WARM
-        and LIMITED sleeves' P&L against their baseline twins. Materializing it takes in new candidates
-        and advances the ones whose window has passed; the state lives in the ledger."""
-        _, metadata = promotion_report(load_settings(), upstream.get("optimized_params"),
-                                       upstream.get("validated_strategies"))
-        context.log.info(str(metadata["summary"].value))
-        return dg.Output(None, metadata=metadata)
-
-    return candidates
-
-
-candidates = build_candidates_asset(_defined_here(OPTIMIZED), _defined_here(VALIDATED))
+@dg.asset(ins={"optimized_params": dg.AssetIn(key=OPTIMIZED, partition_mapping=dg.AllPartitionMapping(),
+                                               dagster_type=dg.Any),
+               "validated_strategies": dg.AssetIn(key=VALIDATED, dagster_type=dg.Any)},
+          group_name="promotion", io_manager_key="io_manager", automation_condition=dg.AutomationCondition.eager())
+def candidates(context: dg.AssetExecutionContext, optimized_params: Any, validated_strategies: Any
+               ) -> dg.Output[None]:
+    """Promotion candidates — optimized parameter sets and generated strategies — with their stage
+    (COLD → WARM → LIMITED → FULL, or REJECTED / RETIRED / ROLLED_BACK) and the evidence of each
+    stage: the overfitting gate's verdict (failed tests named), the COLD backtest Sharpe, the WARM
+    and LIMITED sleeves' P&L against their baseline twins. Materializing it takes in new candidates
+    and advances the ones whose window has passed; the state lives in the ledger."""
+    _, metadata = promotion_report(load_settings(), optimized_params, validated_strategies)
+    context.log.info(str(metadata["summary"].value))
+    return dg.Output(None, metadata=metadata)

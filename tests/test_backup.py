@@ -149,6 +149,7 @@ def backup_while_trading(live: Settings, restored: Settings, tmp: Path) -> None:
     assert 3 * 2 <= taken < 2 * trips, (taken, trips)  # mid-stream: some orders, not all of them
     # The snapshot is a prefix of what the live ledger went on to hold.
     final_orders = {r["client_order_id"] for r in final["orders"]}
+    assert got["orders"] and final_orders
     assert all(r["client_order_id"] in final_orders for r in got["orders"])
     # Internally consistent: each order's fills add up to its filled quantity; the position is
     # what the fills leave; no fill without its order.

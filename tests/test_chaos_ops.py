@@ -163,6 +163,7 @@ def test_a_day_of_trading_with_20_percent_exchange_faults(tmp_path: Path) -> Non
 
         assert failures == []  # every hour's tick ran to its end
         assert seen["requests"] > 100 and 0.12 < seen["faults"] / seen["requests"] < 0.3, seen
+        assert reports
         assert all(r.ran for r in [*reports, calm]) and sum(r.bars for r in reports) == day
         with ledger.read() as s:
             orders = list(s.scalars(select(Order)))

@@ -54,7 +54,7 @@ def lake_home(home: Path) -> Path:
 
 
 def test_candidates_asset_takes_in_both_upstreams_and_runs_cold(lake_home: Path) -> None:
-    from assets.candidates import build_candidates_asset
+    from assets.candidates import candidates
 
     path, sha = _strategy_file(lake_home)
 
@@ -64,7 +64,6 @@ def test_candidates_asset_takes_in_both_upstreams_and_runs_cold(lake_home: Path)
         return [{"name": "gen_cross", "path": str(path), "sha256": sha, "status": "validated"},
                 {"name": "broken", "path": str(path), "sha256": "0" * 64, "status": "rejected"}]
 
-    candidates = build_candidates_asset(True, True)
     assert set(candidates.asset_deps[candidates.key]) == {dg.AssetKey("optimized_params"),
                                                             dg.AssetKey("validated_strategies")}
     resources = {"io_manager": dg.FilesystemIOManager(base_dir=str(lake_home / "io"))}
