@@ -175,7 +175,8 @@ SETTINGS: tuple[Setting, ...] = (
             check=_timeframe),
     Setting("NETTRACE_SIM_SEED", "7", int, "Seed of the simulated market: same seed, same bars.",
             bounds=Range(0, 2**32 - 1)),
-    Setting("NETTRACE_SIM_BARS", "10080", int, "Bars of history before now the simulator starts with (10080 = 7 days of 1m).",
+    Setting("NETTRACE_SIM_BARS", "30240", int, "Bars of history before now the simulator starts with (30240 = 21 days of 1m: "
+            "the optimizer's gate needs each regime's stretches both in and out of sample).",
             bounds=Range(1, 10_000_000)),
     Setting("NETTRACE_SIM_SPEED", "1", float, "Simulated time per real time (1 = real time, 60 = a minute a second).",
             bounds=Range(0.001, 10_000)),
@@ -346,6 +347,9 @@ SETTINGS: tuple[Setting, ...] = (
             bounds=Range(0, 100, low_open=True)),
     Setting("PARAM_OPT_LIMITED_FRACTION", "0.10", float, "LIMITED stage: share of the account's equity the candidate trades.",
             bounds=Range(0, 1, low_open=True)),
+    Setting("PARAM_OPT_MAX_EXTENSIONS", "2", int, "WARM / LIMITED: times a window in which the candidate filled no order "
+            "is extended (no trade is no evidence either way) before the candidate is rejected.",
+            bounds=Range(0, 10)),
     Setting("NETTRACE_REQUIRE_APPROVAL", "0", bool, "1: a candidate waits at LIMITED until `nettrace approve ID` (or the approval job)."),
     Setting("PARAM_OPT_ROLLBACK_SHARPE_DROP", "0.30", float, "Guardrail: roll back when the FULL set's Sharpe falls this far below the replaced set's.",
             bounds=Range(0, 10, low_open=True)),

@@ -17,6 +17,9 @@ class PromotionConfig:
     limited_fraction: float = 0.10
     edge_floor_fraction: float = 0.001  # of sleeve capital: the smallest baseline P&L an edge is taken of
     min_fills: int = 1  # a sleeve with fewer filled orders in its window has no evidence
+    # A window without `min_fills` fills is inconclusive, not a failure (a trend set may wait hours
+    # for its move): it is extended by one more window, at most this many times, then rejected.
+    max_extensions: int = 2
     require_approval: bool = False
     max_daily_loss_usd: float = 5.0
     max_sharpe_drop: float = 0.30
@@ -34,6 +37,7 @@ class PromotionConfig:
                    limited_window_s=float(v["PARAM_OPT_LIMITED_HOURS"]) * 3600.0,
                    limited_min_edge=float(v["PARAM_OPT_LIMITED_MIN_EDGE"]),
                    limited_fraction=float(v["PARAM_OPT_LIMITED_FRACTION"]),
+                   max_extensions=int(v["PARAM_OPT_MAX_EXTENSIONS"]),
                    require_approval=bool(v["NETTRACE_REQUIRE_APPROVAL"]),
                    max_daily_loss_usd=float(v["PARAM_OPT_MAX_DAILY_LOSS_USD"]),
                    max_sharpe_drop=float(v["PARAM_OPT_ROLLBACK_SHARPE_DROP"]),

@@ -124,7 +124,7 @@ def replay(settings: Any, submissions: list[dict[str, Any]], scratch: Path, max_
     scratch.mkdir(parents=True)
     history = lake_candles(settings)
     if not history:
-        history = {s: bars_between(s, 0, 10_080, settings.nettrace_sim_seed) for s in settings.symbols}
+        history = {s: bars_between(s, 0, settings.nettrace_sim_bars, settings.nettrace_sim_seed) for s in settings.symbols}
     last_ms = min(int(df["timestamp"].max().timestamp() * 1000) for df in history.values())
     config = replace(PromotionConfig.from_settings(settings), sleeve_capital=CAPITAL, require_approval=False)
     horizon = max_bars or int((config.warm_window_s + config.limited_window_s) / 60) + holdout_bars + 2 * STEP
@@ -220,7 +220,7 @@ def demo_section(settings: Any, instance: Any = None) -> tuple[dict[str, Any], l
     submissions = ledger_candidates(settings)
     used_probes = not submissions
     if used_probes:
-        history = lake_candles(settings) or {s: bars_between(s, 0, 10_080, settings.nettrace_sim_seed)
+        history = lake_candles(settings) or {s: bars_between(s, 0, settings.nettrace_sim_bars, settings.nettrace_sim_seed)
                                              for s in settings.symbols}
         submissions = probe_sets(history, float(settings.param_opt_cold_lookback_days), load_rules(settings),
                                  warm_bars=float(settings.param_opt_warm_hours) * 60)

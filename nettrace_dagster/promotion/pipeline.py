@@ -14,7 +14,10 @@
 max(|P&L_baseline|, `edge_floor_fraction` × capital). A stage passes when edge ≥ its threshold
 and the candidate's sleeve filled at least `min_fills` orders. The denominator is positive, so a
 candidate whose P&L is at or below the baseline's never passes; the floor keeps a baseline that
-barely moved from turning noise into a huge edge.
+barely moved from turning noise into a huge edge. A window in which the candidate filled fewer
+than `min_fills` orders proves nothing either way (a trend set can wait hours for its move): it is
+extended by one more window, up to `max_extensions` times, and only then rejected for lack of
+evidence. The edge is always taken over the whole window since the stage began.
 
 HARDSTOP pauses COLD and WARM (the coordinator's `begin` refuses them): they stay where they are,
 with "paused" in their evidence, and continue when HARDSTOP is off. Time is `clock()`: the wall
@@ -23,6 +26,7 @@ clock by default; the demo and the tests pass the simulated bar time.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,6 +97,7 @@ class Pipeline:
         out = []
         for c in self.candidates(ACTIVE_STAGES):
             window = {"COLD": 0.0, "WARM": self.config.warm_window_s, "LIMITED": self.config.limited_window_s}[c.stage]
+            window *= 1 + extensions(c.evidence, c.stage)
             if now - c.stage_started_at >= window and not (c.stage == "LIMITED" and c.waiting_approval):
                 out.append(c.id)
         return out
@@ -166,8 +171,6 @@ class Pipeline:
 
     def _open_stage_in(self, s: Session, c: Candidate, role: str, capital: float) -> None:
         """Record the sleeves' start (capital, time); the trader funds them on its next tick."""
-        import json
-
         evidence = json.loads(c.evidence or "{}")
         twin = f"{self.main}:{role}-base:{int(self.clock())}:{int(capital * 100)}"
         evidence[role + "_start"] = {"capital": capital, "at": self.clock(),
@@ -189,6 +192,29 @@ class Pipeline:
                 "baseline_return": pnl[base] / capital if capital else 0.0, "edge": edge,
                 "candidate_fills": fills, "window_s": self.clock() - since}
 
+    def _extend(self, cid: int, role: str, by: str) -> dict[str, Any] | None:
+        """Too few fills to judge and extensions left: the stage's window runs once more (the
+        edge is then taken over the whole, longer window). None when it must be judged now."""
+        view = self.candidate(cid)
+        done = extensions(view.evidence, view.stage)
+        start = view.evidence.get(role + "_start", {})
+        ev = self.sleeve_evidence(cid, role, float(start.get("capital", self.config.sleeve_capital)),
+                                  float(start.get("at", view.stage_started_at)), start.get("accounts"))
+        if ev["candidate_fills"] >= self.config.min_fills or done >= self.config.max_extensions:
+            return None
+        reason = (f"{role.upper()}: only {ev['candidate_fills']} fill(s) < {self.config.min_fills} in "
+                  f"{ev['window_s'] / 3600:g} h: no evidence yet, window extended "
+                  f"({done + 1} of {self.config.max_extensions})")
+        with self.ledger.tx() as s:
+            c = store.get_in(s, cid, lock=True)
+            if c.stage != role.upper():
+                return None
+            evidence = json.loads(c.evidence or "{}")
+            evidence.setdefault(role + "_start", {})["extensions"] = done + 1
+            c.evidence = json.dumps(evidence, default=str)
+            store.move_in(s, c, c.stage, "extend", by, reason, ev, self.clock())
+        return {"candidate": cid, "from": role.upper(), "to": role.upper(), "reason": reason}
+
     def _judge_sleeves(self, cid: int, role: str, threshold: float) -> tuple[bool, dict[str, Any], str]:
         view = self.candidate(cid)
         start = view.evidence.get(role + "_start", {})
@@ -208,6 +234,9 @@ class Pipeline:
         if paused:
             return self._note(cid, "WARM", why)
         try:
+            extended = self._extend(cid, "warm", by)
+            if extended is not None:
+                return extended
             ok, ev, reason = self._judge_sleeves(cid, "warm", self.config.warm_min_edge)
             with self.ledger.tx() as s:
                 c = store.get_in(s, cid, lock=True)
@@ -225,6 +254,9 @@ class Pipeline:
                 self.coordinator.end(activity)
 
     def _limited(self, cid: int, by: str) -> dict[str, Any] | None:
+        extended = self._extend(cid, "limited", by)
+        if extended is not None:
+            return extended
         ok, ev, reason = self._judge_sleeves(cid, "limited", self.config.limited_min_edge)
         with self.ledger.tx() as s:
             c = store.get_in(s, cid, lock=True)
@@ -249,8 +281,6 @@ class Pipeline:
             c = store.get_in(s, cid, lock=True)
             view = store.view_in(s, c)
             if view.evidence.get("paused") != why:
-                import json
-
                 evidence = {**view.evidence, "paused": why}
                 c.evidence = json.dumps(evidence, default=str)
         return None
@@ -296,6 +326,11 @@ class Pipeline:
     def _released(self, new: in_force.InForce) -> None:
         if self.on_release is not None:
             self.on_release(new)
+
+
+def extensions(evidence: dict[str, Any], stage: str) -> int:
+    """How many times the candidate's current WARM / LIMITED window has been extended."""
+    return int(evidence.get(stage.lower() + "_start", {}).get("extensions", 0)) if stage in ("WARM", "LIMITED") else 0
 
 
 def account_sharpe_in(s: Session, account: str, since: float | None = None, until: float | None = None,
