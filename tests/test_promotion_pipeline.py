@@ -304,3 +304,29 @@ def test_warm_is_paused_by_hardstop_and_judged_once_it_is_off(tmp_path: Path, mo
     assert "HARDSTOP" in pipe.candidate(cid).evidence["paused"]
     engine.set_hardstop(False, "done")
     assert pipe.advance()[0]["to"] == "LIMITED"
+
+
+def test_candidates_finishing_limited_together_the_best_goes_full_the_other_restarts(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    install_param_script(monkeypatch)
+    ledger, engine, coord, pipe, clock = world(tmp_path, PromotionConfig(limited_fraction=0.5))
+    first, _ = pipe.submit(param_set([1], [5]))  # the lower id ...
+    second, _ = pipe.submit(param_set([1], [4]))
+    pipe.advance()
+    tick_sleeves(engine, coord, market(UP), pipe.sleeves(), catch_up_bars=50)
+    clock.t += 4 * 3600
+    assert [m["to"] for m in pipe.advance()] == ["LIMITED", "LIMITED"]
+    _limited_trades(ledger, pipe, first, [8], [10])  # ... earns less in LIMITED: out at 109, not 112
+    _limited_trades(ledger, pipe, second, [8], [12])
+    tick_sleeves(engine, coord, market(UP + [106.0, 107.0, 109.0, 111.0, 112.0, 112.0]), pipe.sleeves(),
+                 catch_up_bars=50)
+    old_account = pipe.candidate(first).evidence["limited_start"]["accounts"][0]
+    clock.t += 24 * 3600
+    made = {m["candidate"]: m for m in pipe.advance()}
+    assert made[second]["to"] == "FULL" and in_force.current(ledger).candidate_id == second
+    assert made[first]["to"] == "LIMITED" and "restarts" in made[first]["reason"]
+    view = pipe.candidate(first)
+    assert view.stage == "LIMITED" and view.stage_started_at == clock.t and view.history[-1]["decision"] == "restart"
+    account = view.evidence["limited_start"]["accounts"][0]
+    assert account != old_account and account in {s.account for s in pipe.sleeves()}
+    assert pipe.due() == []  # a whole new window against the new set in force

@@ -121,15 +121,48 @@ class Pipeline:
     # --- advancing -----------------------------------------------------------------------------
     def advance(self, by: str = "promotion_sensor") -> list[dict[str, Any]]:
         """Decide every due candidate; the transitions made ({"candidate", "from", "to", "reason"})."""
-        made = []
-        for cid in self.due():
+        made, promoted = [], False
+        for cid in self._in_order(self.due()):
             stage = self.candidate(cid).stage
-            step = {"COLD": self._cold, "WARM": self._warm, "LIMITED": self._limited}[stage]
-            result = step(cid, by)
+            if stage == "LIMITED" and promoted:
+                result = self._restart_limited(cid, by)
+            else:
+                result = {"COLD": self._cold, "WARM": self._warm, "LIMITED": self._limited}[stage](cid, by)
             if result is not None:
                 made.append(result)
+                promoted = promoted or result["to"] == "FULL"
         self.flush()
         return made
+
+    def _in_order(self, due: list[int]) -> list[int]:
+        """COLD and WARM by id, then LIMITED best edge first: when several finish LIMITED together,
+        the best goes FULL and the others start again against it (`_restart_limited`), instead of
+        the newest id silently winning."""
+        views = [self.candidate(cid) for cid in due]
+        limited = [v for v in views if v.stage == "LIMITED"]
+
+        def edge(v: store.CandidateView) -> float:
+            start = v.evidence.get("limited_start", {})
+            return float(self.sleeve_evidence(v.id, "limited", float(start.get("capital", self.config.sleeve_capital)),
+                                              float(start.get("at", v.stage_started_at)),
+                                              start.get("accounts"))["edge"])
+        return [v.id for v in views if v.stage != "LIMITED"] + [v.id for v in sorted(limited, key=lambda v: -edge(v))]
+
+    def _restart_limited(self, cid: int, by: str) -> dict[str, Any] | None:
+        """Another candidate went FULL in this round: this one's evidence was measured against a
+        set no longer in force, so its LIMITED window starts again, beside the new set."""
+        ev = self._judge_sleeves(cid, "limited", self.config.limited_min_edge)[1]
+        reason = "LIMITED: another candidate went FULL in the same round; window restarts against the new set in force"
+        with self.ledger.tx() as s:
+            c = store.get_in(s, cid, lock=True)
+            if c.stage != "LIMITED":
+                return None
+            capital = float(json.loads(c.evidence or "{}").get("limited_start", {}).get("capital",
+                                                                                         self.config.sleeve_capital))
+            store.move_in(s, c, "LIMITED", "restart", by, reason, ev, self.clock(), "limited")
+            c.stage_started_at = self.clock()
+            self._open_stage_in(s, c, "limited", capital, restart=True)
+        return {"candidate": cid, "from": "LIMITED", "to": "LIMITED", "reason": reason}
 
     def _paused(self, kind: str) -> tuple[bool, str, int | None]:
         lease = self.coordinator.begin(kind, f"promotion:{kind}", ttl_s=600)
@@ -169,12 +202,13 @@ class Pipeline:
             if activity is not None:
                 self.coordinator.end(activity)
 
-    def _open_stage_in(self, s: Session, c: Candidate, role: str, capital: float) -> None:
-        """Record the sleeves' start (capital, time); the trader funds them on its next tick."""
+    def _open_stage_in(self, s: Session, c: Candidate, role: str, capital: float, restart: bool = False) -> None:
+        """Record the sleeves' start (capital, time); the trader funds them on its next tick. A
+        restarted stage trades fresh accounts (its old sleeve's P&L is the old window's)."""
         evidence = json.loads(c.evidence or "{}")
         twin = f"{self.main}:{role}-base:{int(self.clock())}:{int(capital * 100)}"
-        evidence[role + "_start"] = {"capital": capital, "at": self.clock(),
-                                     "accounts": [sleeve_account(self.main, c.id, role), twin]}
+        account = sleeve_account(self.main, c.id, role) + (f":{int(self.clock())}" if restart else "")
+        evidence[role + "_start"] = {"capital": capital, "at": self.clock(), "accounts": [account, twin]}
         c.evidence = json.dumps(evidence, default=str)
 
     def sleeve_evidence(self, cid: int, role: str, capital: float, since: float,
