@@ -91,5 +91,7 @@ def test_failed_tests_name_the_test_and_say_by_how_much() -> None:
     assert not verdict.passed
     assert verdict.failed_tests == ["dsr: 0.41 < 0.95", "pbo: 0.62 > 0.50"]
     assert G.GateVerdict([G.check("oos_sharpe", 1.3, 0.5)]).passed
+    # just below the line: the digits that differ are shown, never "0.95 < 0.95"
+    assert G.check("dsr", 0.9497, 0.95).failure() == "dsr: 0.9497 < 0.95"
     assert not G.GateVerdict([]).passed  # no evidence is no pass
     assert not G.check("dsr", float("nan"), 0.95).passed

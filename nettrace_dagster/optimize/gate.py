@@ -47,7 +47,10 @@ class GateTest:
 
     def failure(self) -> str:
         wrong = "<" if self.op == ">=" else ">"
-        return f"{self.test}: {_fmt(self.value)} {wrong} {_fmt(self.threshold)}"
+        value, threshold = _fmt(self.value), _fmt(self.threshold)
+        if value == threshold:  # 0.9497 would read "0.95 < 0.95": show the digits that differ
+            value = f"{self.value:.6g}"
+        return f"{self.test}: {value} {wrong} {threshold}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"test": self.test, "value": self.value, "threshold": self.threshold, "passed": self.passed}
