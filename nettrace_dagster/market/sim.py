@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
 
 from nettrace_dagster.market.schema import conform
 
@@ -98,6 +97,8 @@ def _segment_bars(symbol: str, seed: int, p: SimParams, seg: _Segment) -> dict[s
     shocks = rng.standard_normal(n) * p.volatility
     if seg.regime == 2:
         a = 1.0 - p.sideways_reversion
+        from scipy.signal import lfilter  # here: scipy.signal's import costs ~1 s in every process
+
         path = lfilter([1.0], [1.0, -a], shocks)
     else:
         path = np.cumsum(shocks + (p.drift if seg.regime == 0 else -p.drift))
