@@ -42,6 +42,7 @@ from nettrace_dagster.optimize.space import (
     strategy_space,
     suggest_param_set,
 )
+from nettrace_dagster.optimize.tpe_numerics import compiled_truncnorm
 from nettrace_dagster.rules import Rules
 from nettrace_dagster.strategies.base import Strategy
 from nettrace_dagster.strategies.indicators import Memo, memoized
@@ -258,8 +259,10 @@ def run_study(candles: dict[str, pl.DataFrame], labels: dict[str, np.ndarray], c
     study = _join_study(name, None if local else cfg.storage, sampler)
     done = _finished(study)
     if done < cfg.n_trials:
-        study.optimize(objective, n_trials=cfg.n_trials - done, gc_after_trial=False,
-                       callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials, states=(optuna.trial.TrialState.COMPLETE,))])
+        with compiled_truncnorm():  # TPE's own numbers, compiled (bit for bit: tpe_numerics.py)
+            study.optimize(objective, n_trials=cfg.n_trials - done, gc_after_trial=False,
+                           callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials,
+                                                                     states=(optuna.trial.TrialState.COMPLETE,))])
     if local:
         study = _store(study, cfg.storage, sampler)  # type: ignore[arg-type]
     return study
