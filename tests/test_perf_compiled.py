@@ -163,3 +163,39 @@ def test_sma_equals_a_plain_running_sum() -> None:
             if i >= window - 1:
                 ref[i] = total / window
         assert np.array_equal(I.sma(x, window), ref, equal_nan=True)
+
+
+@pytest.mark.parametrize("window", [1, 2, 20, 199])
+def test_zscore_compiled_equals_numpy(window: int) -> None:
+    from nettrace_dagster.strategies import builtin as B
+
+    rng = np.random.default_rng(window)
+    close = 100.0 + np.cumsum(rng.normal(size=4_000))
+    close[1_000:1_000 + window + 5] = 100.0  # a flat stretch (exact sums): std 0, z 0
+    close[3_000] = np.nan  # NaN poisons the running mean from here on
+    z, ref = B.zscore(close, window), B.zscore_py(close, window)
+    assert (z == 0).any() and np.isfinite(z).any() and np.isnan(z[-1])
+    assert np.array_equal(z, ref, equal_nan=True)
+
+
+def test_rolling_std_split_over_helpers_equals_one_at_a_time() -> None:
+    """Split across a pool (idle or busy) or not, the same bits; the caller never waits on work
+    no worker has started (a pool whose only worker is blocked still finishes)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = np.cumsum(np.random.default_rng(9).normal(size=50_001)) + 1_000.0
+    ref = I._rolling_std_one(x, 97)
+    with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):
+        assert np.array_equal(I._rolling_std(x, 97), ref, equal_nan=True)
+    release = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        blocked = pool.submit(release.wait)
+        with I.helped_by(pool):
+            assert np.array_equal(I._rolling_std(x, 97), ref, equal_nan=True)  # all taken back
+        release.set()
+        blocked.result()
+    ranges: list[tuple[int, int]] = []
+    with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):
+        I.split_range(lambda lo, hi: ranges.append((lo, hi)), 10, work=I.SPLIT_MIN_WORK)
+    assert sorted(ranges) == [(0, 2), (2, 5), (5, 7), (7, 10)]  # every index once

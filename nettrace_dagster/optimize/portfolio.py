@@ -40,6 +40,7 @@ from nettrace_dagster.market.schema import infer_timeframe_seconds
 from nettrace_dagster.optimize.paramset import ParamSet
 from nettrace_dagster.rules import Rules, StrategyRecord
 from nettrace_dagster.strategies.base import Signals, Strategy
+from nettrace_dagster.strategies.indicators import helped_by
 from nettrace_dagster.strategies.registry import get_strategy
 
 FEE_RATE = 0.001  # the paper broker's (execution/resource.py): Binance spot taker
@@ -244,8 +245,10 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
 
     jobs = [(symbol, name) for symbol in frames for name in names]
     # slots are independent until the replay: signals (nogil indicators) and the engine (nogil) of
-    # several slots run on the cores at once; results are gathered in slot order, as before
-    ran = list(_pool().map(run_slot, jobs)) if len(jobs) > 1 else [run_slot(jobs[0])]
+    # several slots run on the cores at once; results are gathered in slot order, as before. A
+    # worker done with its slots helps with the long indicator passes of those still running.
+    with helped_by(_pool()):
+        ran = list(_pool().map(run_slot, jobs)) if len(jobs) > 1 else [run_slot(jobs[0])]
     for slot, ((symbol, _), (equity, (eb, xb, rs, ep, un, pn))) in enumerate(zip(jobs, ran, strict=True)):
         n, k = equity.shape[0], eb.shape[0]
         slot_curves.append((symbol, equity))  # the slot's P&L is this less the initial cash
