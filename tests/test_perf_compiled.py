@@ -117,6 +117,22 @@ def test_portfolio_steps_compiled_equal_numpy(seed: int) -> None:
     equity, r = P._equity_returns(step, cash)
     assert (r != 0).any()
     assert np.array_equal(equity, ref_equity) and np.array_equal(r, ref_r)
+    # in bar ranges (cut inside trades, at entries and just past exits), by hand and on a pool
+    cuts = sorted({0, n, *rng.integers(1, n, size=6).tolist(), *(int(e) for c in slots for e in c[1][:2]),
+                   *(int(x) + 1 for c in slots for x in c[2][:2])})
+    ranged = np.empty(n)
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+        for i, (curve, entry, exit_, mult) in enumerate(slots):
+            P._add_weighted_steps(curve, cash, entry, exit_, mult, ranged, i == 0, lo, hi)
+    assert np.array_equal(ranged, step)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):
+        split_at, I.SPLIT_MIN_WORK = I.SPLIT_MIN_WORK, 0
+        try:
+            assert np.array_equal(P._weighted_steps(slots, cash), step)
+        finally:
+            I.SPLIT_MIN_WORK = split_at
     # equity at or below zero: returns after it are 0, as numpy's `where=prev > 0`
     equity, r = P._equity_returns(np.array([-60.0, -50.0, 5.0, 1.0]), cash)
     assert np.array_equal(r, np.divide(equity, np.r_[cash, equity[:-1]], out=np.ones(4),
@@ -198,4 +214,4 @@ def test_rolling_std_split_over_helpers_equals_one_at_a_time() -> None:
     ranges: list[tuple[int, int]] = []
     with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):
         I.split_range(lambda lo, hi: ranges.append((lo, hi)), 10, work=I.SPLIT_MIN_WORK)
-    assert sorted(ranges) == [(0, 2), (2, 5), (5, 7), (7, 10)]  # every index once
+    assert sorted(ranges) == [(0, 1), (1, 2), (2, 3), (3, 5), (5, 6), (6, 7), (7, 8), (8, 10)]  # each index once

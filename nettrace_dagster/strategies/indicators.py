@@ -13,6 +13,7 @@ import numba as nb
 import numpy as np
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @nb.njit(cache=True, nogil=True)
@@ -218,7 +219,7 @@ def memoized(max_bytes: int = 512 * 2**20, memo: Memo | None = None) -> Iterator
 
 
 _HELPERS: list[Executor] = []
-SPLIT_PARTS = 4  # a pass in this many ranges: an idle worker can join one that is under way
+SPLIT_PARTS = 8  # a pass in this many ranges: an idle worker can join one that is under way
 SPLIT_MIN_WORK = 2_000_000  # below this many inner steps (~1 ms) a pass is not worth splitting
 
 
@@ -251,6 +252,16 @@ def split_range(run: Callable[[int, int], None], n: int, work: int) -> None:
             run(lo, hi)
         else:
             future.result()
+
+
+def in_parallel(here: Callable[[], T], there: Callable[[], U]) -> tuple[T, U]:
+    """(here(), there()): `there` offered to the helper pool while `here` runs, and taken back
+    if no worker has started it (as `split_range`); in turn without a helper pool."""
+    if not _HELPERS:
+        return here(), there()
+    future = _HELPERS[-1].submit(there)
+    first = here()
+    return first, (there() if future.cancel() else future.result())
 
 
 # Only the platform's own computations are memoized: a strategy file may import this module, and
