@@ -37,7 +37,7 @@ def test_strength_compiled_equals_numpy() -> None:
 
 
 @pytest.mark.parametrize("k", [1, 2, 4, 5])
-def test_combine_compiled_equals_confidence_and_count(k: int) -> None:
+def test_combine_compiled_equals_confidence_and_count(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(k)
     n = 20_000
     fams = {name: E._family(rng.random(n) < 0.5, rng.random(n) * 1.2 - 0.1) for name in E.FAMILIES[:k]}
@@ -46,6 +46,12 @@ def test_combine_compiled_equals_confidence_and_count(k: int) -> None:
     assert count.max() == k and (confidence > (0.7 if k >= 2 else 0.5)).any()
     assert np.array_equal(confidence, ev.confidence())
     assert np.array_equal(count, ev.count())
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(I, "SPLIT_MIN_WORK", 0)
+    with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):  # in bar ranges on a pool
+        confidence, count = E.combine(ev)
+    assert np.array_equal(confidence, ev.confidence()) and np.array_equal(count, ev.count())
 
 
 def test_memo_returns_the_same_arrays_read_only_and_stays_bounded() -> None:
@@ -97,7 +103,7 @@ def test_returns_metrics_compiled_equals_numpy(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_portfolio_steps_compiled_equal_numpy(seed: int) -> None:
+def test_portfolio_steps_compiled_equal_numpy(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     from nettrace_dagster.optimize import portfolio as P
 
     rng = np.random.default_rng(seed)
@@ -127,12 +133,9 @@ def test_portfolio_steps_compiled_equal_numpy(seed: int) -> None:
     assert np.array_equal(ranged, step)
     from concurrent.futures import ThreadPoolExecutor
 
+    monkeypatch.setattr(I, "SPLIT_MIN_WORK", 0)
     with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):
-        split_at, I.SPLIT_MIN_WORK = I.SPLIT_MIN_WORK, 0
-        try:
-            assert np.array_equal(P._weighted_steps(slots, cash), step)
-        finally:
-            I.SPLIT_MIN_WORK = split_at
+        assert np.array_equal(P._weighted_steps(slots, cash), step)
     # equity at or below zero: returns after it are 0, as numpy's `where=prev > 0`
     equity, r = P._equity_returns(np.array([-60.0, -50.0, 5.0, 1.0]), cash)
     assert np.array_equal(r, np.divide(equity, np.r_[cash, equity[:-1]], out=np.ones(4),
