@@ -217,12 +217,11 @@ def realised_volatility(close: np.ndarray, window: int) -> np.ndarray:
 def trend_family(close: np.ndarray, window: int, sigma: np.ndarray) -> Family:
     close = np.ascontiguousarray(close, dtype=np.float64)
     ma = sma(close, window)
-    agrees = _trend_agrees_nb(close, ma, max(1, window // 10))
-    idx = np.flatnonzero(agrees)
+    agrees, idx, ratio = _trend_agrees_nb(close, ma, max(1, window // 10))
     # numpy's log (the compiled pass must not differ by an ulp), on the agreeing bars only: it is
     # computed element by element, so a subset gives the same values
     with np.errstate(invalid="ignore", divide="ignore"):
-        log_ratio = np.log(close[idx] / ma[idx])
+        log_ratio = np.log(ratio)
     strength = _trend_strength_nb(idx, log_ratio, np.ascontiguousarray(sigma, dtype=np.float64),
                                   float(np.sqrt(window)), close.shape[0])
     return Family(agrees, strength)
@@ -240,14 +239,22 @@ def trend_family_py(close: np.ndarray, window: int, sigma: np.ndarray) -> Family
     return Family(np.asarray(agrees, dtype=np.bool_), _strength_py(agrees, strength))
 
 
-@nb.njit(cache=True, nogil=True)
-def _trend_agrees_nb(close: np.ndarray, ma: np.ndarray, lag: int) -> np.ndarray:
-    """close above its SMA and the SMA above its value `lag` bars earlier (NaN: no)."""
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _trend_agrees_nb(close: np.ndarray, ma: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """close above its SMA and the SMA above its value `lag` bars earlier (NaN: no); the bars
+    where it is, and close / SMA there (one IEEE division each, as numpy's)."""
     n = close.shape[0]
     agrees = np.zeros(n, dtype=np.bool_)
+    idx = np.empty(n, dtype=np.int64)
+    ratio = np.empty(n)
+    k = 0
     for i in range(lag, n):
-        agrees[i] = close[i] > ma[i] and ma[i] > ma[i - lag]
-    return agrees
+        if close[i] > ma[i] and ma[i] > ma[i - lag]:
+            agrees[i] = True
+            idx[k] = i
+            ratio[k] = close[i] / ma[i]
+            k += 1
+    return agrees, idx[:k], ratio[:k]
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")  # x / 0 is ±inf or NaN, as in numpy
