@@ -218,3 +218,17 @@ def test_rolling_std_split_over_helpers_equals_one_at_a_time() -> None:
     with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):
         I.split_range(lambda lo, hi: ranges.append((lo, hi)), 10, work=I.SPLIT_MIN_WORK)
     assert sorted(ranges) == [(0, 1), (1, 2), (2, 3), (3, 5), (5, 6), (6, 7), (7, 8), (8, 10)]  # each index once
+
+
+@pytest.mark.parametrize("level", [0.0, 0.3, -1.0, float("nan"), np.float32(0.25), 1])
+def test_crossings_of_a_level_compiled_equal_numpy(level: float) -> None:
+    from nettrace_dagster.strategies.base import crossed_above, crossed_below
+
+    a = np.round(np.random.default_rng(4).normal(size=5_000), 1)  # many bars exactly at the level
+    a[:30] = np.nan
+    a[2_000:2_010] = np.nan
+    ref_level = np.full(a.size, level, dtype=np.float64)  # an array level takes the numpy form
+    up, down = crossed_above(a, level), crossed_below(a, level)
+    assert np.array_equal(up, crossed_above(a, ref_level)) and np.array_equal(down, crossed_below(a, ref_level))
+    assert up.any() == (level == level) and up.dtype == np.bool_
+    assert not crossed_above(a[:1], level).any() and crossed_below(a[:0], level).shape == (0,)

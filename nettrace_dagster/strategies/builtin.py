@@ -11,13 +11,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numba as nb
 import numpy as np
 import polars as pl
 
 from nettrace_dagster.strategies.base import Signals, Strategy, column, crossed_above, crossed_below
 from nettrace_dagster.strategies.evidence import MOMENTUM, TREND, EvidenceConfig, confirm
-from nettrace_dagster.strategies.indicators import crosses, remember, roc, rolling_std, rsi, sma
+from nettrace_dagster.strategies.indicators import crosses, remember, roc, rolling_std, rsi, sma, zscore_from
 
 
 def rising_edge(condition: np.ndarray) -> np.ndarray:
@@ -32,8 +31,8 @@ def zscore(close: np.ndarray, window: int) -> np.ndarray:
     memoized by window inside `indicators.memoized()` (an optimizer's trials repeat windows)."""
 
     def compute() -> np.ndarray:
-        return _zscore_nb(np.ascontiguousarray(close, dtype=np.float64), sma(close, window),
-                          rolling_std(close, window))
+        return zscore_from(np.ascontiguousarray(close, dtype=np.float64), sma(close, window),
+                           rolling_std(close, window))
 
     return remember("zscore", (close,), (window,), compute)
 
@@ -47,18 +46,6 @@ def zscore_py(close: np.ndarray, window: int) -> np.ndarray:
     return z
 
 
-@nb.njit(cache=True, nogil=True, error_model="numpy")
-def _zscore_nb(close: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """`zscore_py` in one pass: the same subtraction and division per bar."""
-    z = np.empty(close.shape[0])
-    for i in range(close.shape[0]):
-        if np.isnan(mean[i]):
-            z[i] = np.nan
-        elif std[i] > 0:
-            z[i] = (close[i] - mean[i]) / std[i]
-        else:
-            z[i] = 0.0
-    return z
 
 
 class SmaCross(Strategy):
