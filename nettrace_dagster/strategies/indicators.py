@@ -261,12 +261,16 @@ def split_range(run: Callable[[int, int], None], n: int, work: int) -> None:
     pool = _HELPERS[-1]
     bounds = [n * k // SPLIT_PARTS for k in range(SPLIT_PARTS + 1)]
     offered = [(pool.submit(run, lo, hi), lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
-    run(bounds[0], bounds[1])
-    for future, lo, hi in offered:
-        if future.cancel():
-            run(lo, hi)
-        else:
-            future.result()
+    try:
+        run(bounds[0], bounds[1])
+        for future, lo, hi in offered:
+            if future.cancel():
+                run(lo, hi)
+            else:
+                future.result()
+    finally:  # on an error here, what no worker has started is not run at all
+        for future, _, _ in offered:
+            future.cancel()
 
 
 def in_parallel(here: Callable[[], T], there: Callable[[], U]) -> tuple[T, U]:
