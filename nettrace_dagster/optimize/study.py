@@ -333,7 +333,9 @@ def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict
     best = max(pool, key=lambda t: t.value if t.value is not None else -math.inf) if pool else None
     ps = param_set_from_trial_params(best.params, defaults) if best else defaults
     ins, cut = split_in_sample(candles, cfg.oos_fraction)
-    if objective is None or objective.cfg is not cfg or objective.labels is not labels or not _same_bars(objective.ins, ins):
+    reuse = (objective is not None and objective.cfg is cfg and objective.labels is labels
+             and _same_bars(objective.ins, ins))
+    if objective is None or not reuse:
         objective = Objective(cfg, ins, labels, search_space(cfg))
     ins_res, r_is = objective.run(ps)
     is_sharpe, is_return, _ = returns_metrics(r_is, ins_res.periods_per_year)

@@ -46,8 +46,6 @@ def zscore_py(close: np.ndarray, window: int) -> np.ndarray:
     return z
 
 
-
-
 class SmaCross(Strategy):
     """Long when the fast SMA crosses above the slow SMA, flat when it crosses back below.
 
