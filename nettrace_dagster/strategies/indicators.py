@@ -263,11 +263,17 @@ def split_range(run: Callable[[int, int], None], n: int, work: int) -> None:
     offered = [(pool.submit(run, lo, hi), lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
     try:
         run(bounds[0], bounds[1])
-        for future, lo, hi in offered:
+        # take back from the end what no worker has started (workers take from the front), and
+        # only then wait for the ranges workers are running: waiting for each range in turn
+        # would leave the caller idle while a worker takes the next ones one by one
+        started = []
+        for future, lo, hi in reversed(offered):
             if future.cancel():
                 run(lo, hi)
             else:
-                future.result()
+                started.append(future)
+        for future in started:
+            future.result()
     finally:  # on an error here, what no worker has started is not run at all
         for future, _, _ in offered:
             future.cancel()
