@@ -72,10 +72,10 @@ def main() -> None:
 
         S.search_space = pinned  # type: ignore[assignment]
     t0 = time.perf_counter()
-    study = S.run_study(candles, labels, cfg)
+    study, objective = S.search(candles, labels, cfg)  # = S.run_study, keeping the objective for the gate
     t_search = time.perf_counter() - t0
     t1 = time.perf_counter()
-    outcome = S.evaluate(study, candles, labels, cfg)
+    outcome = S.evaluate(study, candles, labels, cfg, objective)  # as `optimize_regime` does
     t_gate = time.perf_counter() - t1
     total = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

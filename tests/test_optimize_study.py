@@ -67,6 +67,20 @@ def test_the_search_never_sees_the_held_out_bars(monkeypatch: pytest.MonkeyPatch
     assert all(last < first_held_out for last in cut_bars)
 
 
+def test_the_gate_judges_the_same_with_the_studys_objective_as_with_a_new_one() -> None:
+    candles = {"X": planted_market(6_000, seed=6)}
+    labels = _bull(candles)
+    cfg = StudyConfig("BULL", n_trials=8, seed=2, strategies={"phase": PhaseStrategy})
+    study, objective = S.search(candles, labels, cfg)
+    reused, fresh = S.evaluate(study, candles, labels, cfg, objective), S.evaluate(study, candles, labels, cfg)
+    assert reused.history and reused.verdict.tests
+    assert {**reused.to_value(), "finished_at": ""} == {**fresh.to_value(), "finished_at": ""}
+    assert (reused.in_sample_sharpe, reused.in_sample_return) == (fresh.in_sample_sharpe, fresh.in_sample_return)
+    other = StudyConfig("BULL", n_trials=8, seed=2, strategies={"phase": PhaseStrategy}, oos_fraction=0.5)
+    assert S.evaluate(study, candles, labels, other, objective).in_sample_sharpe == \
+        S.evaluate(study, candles, labels, other).in_sample_sharpe  # another split: not reused
+
+
 def test_a_deploy_makes_the_optimization_wait(tmp_path: Path) -> None:
     from nettrace_dagster.coordinator.core import Coordinator
     from nettrace_dagster.ledger.db import Ledger

@@ -37,7 +37,7 @@ def test_strength_compiled_equals_numpy() -> None:
 
 
 @pytest.mark.parametrize("k", [1, 2, 4, 5])
-def test_combine_compiled_equals_confidence_and_count(k: int) -> None:
+def test_combine_compiled_equals_confidence_and_count(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(k)
     n = 20_000
     fams = {name: E._family(rng.random(n) < 0.5, rng.random(n) * 1.2 - 0.1) for name in E.FAMILIES[:k]}
@@ -46,6 +46,12 @@ def test_combine_compiled_equals_confidence_and_count(k: int) -> None:
     assert count.max() == k and (confidence > (0.7 if k >= 2 else 0.5)).any()
     assert np.array_equal(confidence, ev.confidence())
     assert np.array_equal(count, ev.count())
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(I, "SPLIT_MIN_WORK", 0)
+    with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):  # in bar ranges on a pool
+        confidence, count = E.combine(ev)
+    assert np.array_equal(confidence, ev.confidence()) and np.array_equal(count, ev.count())
 
 
 def test_memo_returns_the_same_arrays_read_only_and_stays_bounded() -> None:
@@ -97,7 +103,7 @@ def test_returns_metrics_compiled_equals_numpy(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_portfolio_steps_compiled_equal_numpy(seed: int) -> None:
+def test_portfolio_steps_compiled_equal_numpy(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     from nettrace_dagster.optimize import portfolio as P
 
     rng = np.random.default_rng(seed)
@@ -117,6 +123,19 @@ def test_portfolio_steps_compiled_equal_numpy(seed: int) -> None:
     equity, r = P._equity_returns(step, cash)
     assert (r != 0).any()
     assert np.array_equal(equity, ref_equity) and np.array_equal(r, ref_r)
+    # in bar ranges (cut inside trades, at entries and just past exits), by hand and on a pool
+    cuts = sorted({0, n, *rng.integers(1, n, size=6).tolist(), *(int(e) for c in slots for e in c[1][:2]),
+                   *(int(x) + 1 for c in slots for x in c[2][:2])})
+    ranged = np.empty(n)
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+        for i, (curve, entry, exit_, mult) in enumerate(slots):
+            P._add_weighted_steps(curve, cash, entry, exit_, mult, ranged, i == 0, lo, hi)
+    assert np.array_equal(ranged, step)
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(I, "SPLIT_MIN_WORK", 0)
+    with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):
+        assert np.array_equal(P._weighted_steps(slots, cash), step)
     # equity at or below zero: returns after it are 0, as numpy's `where=prev > 0`
     equity, r = P._equity_returns(np.array([-60.0, -50.0, 5.0, 1.0]), cash)
     assert np.array_equal(r, np.divide(equity, np.r_[cash, equity[:-1]], out=np.ones(4),
@@ -163,3 +182,53 @@ def test_sma_equals_a_plain_running_sum() -> None:
             if i >= window - 1:
                 ref[i] = total / window
         assert np.array_equal(I.sma(x, window), ref, equal_nan=True)
+
+
+@pytest.mark.parametrize("window", [1, 2, 20, 199])
+def test_zscore_compiled_equals_numpy(window: int) -> None:
+    from nettrace_dagster.strategies import builtin as B
+
+    rng = np.random.default_rng(window)
+    close = 100.0 + np.cumsum(rng.normal(size=4_000))
+    close[1_000:1_000 + window + 5] = 100.0  # a flat stretch (exact sums): std 0, z 0
+    close[3_000] = np.nan  # NaN poisons the running mean from here on
+    z, ref = B.zscore(close, window), B.zscore_py(close, window)
+    assert (z == 0).any() and np.isfinite(z).any() and np.isnan(z[-1])
+    assert np.array_equal(z, ref, equal_nan=True)
+
+
+def test_rolling_std_split_over_helpers_equals_one_at_a_time() -> None:
+    """Split across a pool (idle or busy) or not, the same bits; the caller never waits on work
+    no worker has started (a pool whose only worker is blocked still finishes)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = np.cumsum(np.random.default_rng(9).normal(size=50_001)) + 1_000.0
+    ref = I._rolling_std_one(x, 97)
+    with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):
+        assert np.array_equal(I._rolling_std(x, 97), ref, equal_nan=True)
+    release = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        blocked = pool.submit(release.wait)
+        with I.helped_by(pool):
+            assert np.array_equal(I._rolling_std(x, 97), ref, equal_nan=True)  # all taken back
+        release.set()
+        blocked.result()
+    ranges: list[tuple[int, int]] = []
+    with ThreadPoolExecutor(max_workers=2) as pool, I.helped_by(pool):
+        I.split_range(lambda lo, hi: ranges.append((lo, hi)), 10, work=I.SPLIT_MIN_WORK)
+    assert sorted(ranges) == [(0, 1), (1, 2), (2, 3), (3, 5), (5, 6), (6, 7), (7, 8), (8, 10)]  # each index once
+
+
+@pytest.mark.parametrize("level", [0.0, 0.3, -1.0, float("nan"), np.float32(0.25), 1])
+def test_crossings_of_a_level_compiled_equal_numpy(level: float) -> None:
+    from nettrace_dagster.strategies.base import crossed_above, crossed_below
+
+    a = np.round(np.random.default_rng(4).normal(size=5_000), 1)  # many bars exactly at the level
+    a[:30] = np.nan
+    a[2_000:2_010] = np.nan
+    ref_level = np.full(a.size, level, dtype=np.float64)  # an array level takes the numpy form
+    up, down = crossed_above(a, level), crossed_below(a, level)
+    assert np.array_equal(up, crossed_above(a, ref_level)) and np.array_equal(down, crossed_below(a, ref_level))
+    assert up.any() == (level == level) and up.dtype == np.bool_
+    assert not crossed_above(a[:1], level).any() and crossed_below(a[:0], level).shape == (0,)

@@ -40,6 +40,7 @@ from nettrace_dagster.market.schema import infer_timeframe_seconds
 from nettrace_dagster.optimize.paramset import ParamSet
 from nettrace_dagster.rules import Rules, StrategyRecord
 from nettrace_dagster.strategies.base import Signals, Strategy
+from nettrace_dagster.strategies.indicators import helped_by, in_parallel, split_range
 from nettrace_dagster.strategies.registry import get_strategy
 
 FEE_RATE = 0.001  # the paper broker's (execution/resource.py): Binance spot taker
@@ -109,9 +110,11 @@ def returns_metrics(r: np.ndarray, ppy: float) -> tuple[float, float, float]:
     """(annualised Sharpe, total return, max drawdown) of per-bar returns."""
     if r.size == 0:
         return 0.0, 0.0, 0.0
-    std = float(r.std(ddof=1)) if r.size > 1 else 0.0
-    sharpe = float(r.mean()) / std * math.sqrt(ppy) if std > 1e-15 else 0.0
-    total, mdd = _growth_drawdown(np.ascontiguousarray(r, dtype=np.float64))
+    flat = np.ascontiguousarray(r, dtype=np.float64)
+    # the compounding pass (sequential, nogil) on a helper while numpy takes the moments
+    (mean, std), (total, mdd) = in_parallel(lambda: (float(r.mean()), float(r.std(ddof=1)) if r.size > 1 else 0.0),
+                                            lambda: _growth_drawdown(flat))
+    sharpe = mean / std * math.sqrt(ppy) if std > 1e-15 else 0.0
     return sharpe, total, mdd
 
 
@@ -197,6 +200,16 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
     """Backtest `params` as one portfolio on `candles` (symbol -> candle frame). `rules` (default
     the built-in ones; pass the execution layer's) are tightened by the set's thresholds; Rule 2
     gates every entry. `strategies` resolves strategy names (default: the registry)."""
+    # the pool's workers run the slots, and any worker without a slot of its own helps with the
+    # long passes of the others and of the portfolio's equity (`indicators.split_range`)
+    with helped_by(_pool()):
+        return _portfolio_backtest(candles, params, initial_cash=initial_cash, rules=rules, fee=fee,
+                                   slippage_bps=slippage_bps, strategies=strategies, cache=cache)
+
+
+def _portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, initial_cash: float,
+                        rules: Rules | None, fee: float, slippage_bps: float, strategies: Mapping[str, Strategy] | None,
+                        cache: SignalCache | None) -> PortfolioResult:
     if not initial_cash > 0:
         raise ValueError(f"initial_cash must be > 0, got {initial_cash!r}")
     base = rules if rules is not None else Rules()
@@ -271,16 +284,13 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
     # each slot's P&L increments, weighted by the multiplier of the trade they belong to (a slot's
     # trades never share a bar; elsewhere 0: bars of trades never made, and flat bars, add nothing),
     # summed per symbol and accumulated once
-    steps: dict[str, np.ndarray] = {}
+    made: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
     for slot, (symbol, curve) in enumerate(slot_curves):
         mine = (trades["slot"] == slot) & (mult > 0)
-        if not mine.any():
-            continue
-        first = symbol not in steps
-        step = steps[symbol] if not first else np.empty(curve.shape[0])
-        _add_weighted_steps(curve, float(initial_cash), trades["entry"][mine].astype(np.int64),
-                            trades["exit"][mine].astype(np.int64), mult[mine], step, first)
-        steps[symbol] = step
+        if mine.any():
+            made.setdefault(symbol, []).append((curve, trades["entry"][mine].astype(np.int64),
+                                                trades["exit"][mine].astype(np.int64), mult[mine]))
+    steps = {symbol: _weighted_steps(slots, float(initial_cash)) for symbol, slots in made.items()}
     if len(steps) == 1 and times[next(iter(steps))] is timeline:
         equity, r = _equity_returns(next(iter(steps.values())), float(initial_cash))
     else:
@@ -300,21 +310,43 @@ def portfolio_backtest(candles: dict[str, pl.DataFrame], params: ParamSet, *, in
                            bool(equity.shape[0] < 2 or equity[:-1].min() > 0), r)
 
 
+def _weighted_steps(slots: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], cash: float) -> np.ndarray:
+    """One symbol's step: its slots' (curve, entry bars, exit bars, multipliers) P&L increments
+    weighted by `_add_weighted_steps`, in slot order, over consecutive bar ranges shared with
+    the helper pool (each bar's sum is the same, in the same order, whoever computes it)."""
+    n = slots[0][0].shape[0]
+    step = np.empty(n)
+
+    def run(lo: int, hi: int) -> None:
+        for k, (curve, entry, exit_, mult) in enumerate(slots):
+            _add_weighted_steps(curve, cash, entry, exit_, mult, step, k == 0, lo, hi)
+
+    split_range(run, n, work=n * len(slots))
+    return step
+
+
 @nb.njit(cache=True, nogil=True)
 def _add_weighted_steps(curve: np.ndarray, cash: float, entry: np.ndarray, exit_: np.ndarray, mult: np.ndarray,
-                        step: np.ndarray, first: bool) -> None:
-    """step (=, or += unless `first`) the slot's P&L increments (P&L = curve − cash) × the
-    multiplier of the trade holding each bar, from its entry bar through its exit bar: numpy's
-    `diff(pnl, prepend=0) * cumsum(delta)` element for element (`_steps_py` is the reference)."""
+                        step: np.ndarray, first: bool, lo: int = 0, hi: int = -1) -> None:
+    """step[lo:hi] (=, or += unless `first`) the slot's P&L increments (P&L = curve − cash) ×
+    the multiplier of the trade holding each bar, from its entry bar through its exit bar:
+    numpy's `diff(pnl, prepend=0) * cumsum(delta)` element for element (`_steps_py` is the
+    reference). The multipliers are small whole numbers, so their running sum is exact in any
+    order: the one at `lo` is summed from the trades, and a range gives the whole's bits."""
     n = curve.shape[0]
-    delta = np.zeros(n + 1)
-    for k in range(entry.shape[0]):
-        delta[entry[k]] += mult[k]
-        delta[exit_[k] + 1] -= mult[k]
+    hi = n if hi < 0 else hi
+    delta = np.zeros(hi - lo + 1)
     active = 0.0
-    prev = 0.0
-    for i in range(n):
-        active += delta[i]
+    for k in range(entry.shape[0]):
+        if entry[k] < lo <= exit_[k] + 1:
+            active += mult[k]  # in force before bar lo
+        if lo <= entry[k] < hi:
+            delta[entry[k] - lo] += mult[k]
+        if lo <= exit_[k] + 1 < hi:
+            delta[exit_[k] + 1 - lo] -= mult[k]
+    prev = curve[lo - 1] - cash if lo > 0 else 0.0
+    for i in range(lo, hi):
+        active += delta[i - lo]
         pnl = curve[i] - cash
         w = (pnl - prev) * active
         prev = pnl

@@ -42,6 +42,7 @@ from nettrace_dagster.optimize.space import (
     strategy_space,
     suggest_param_set,
 )
+from nettrace_dagster.optimize.tpe_numerics import compiled_truncnorm
 from nettrace_dagster.rules import Rules
 from nettrace_dagster.strategies.base import Strategy
 from nettrace_dagster.strategies.indicators import Memo, memoized
@@ -156,8 +157,10 @@ def regime_mask(timeline: np.ndarray, candles: dict[str, pl.DataFrame], labels: 
         ts = candles[symbol]["timestamp"].dt.epoch("ms").to_numpy()
         idx = np.searchsorted(ts, timeline)
         ok = (idx < ts.shape[0]) & (ts[np.minimum(idx, ts.shape[0] - 1)] == timeline)
-        lab = np.asarray(labels.get(symbol, np.full(ts.shape[0], "UNKNOWN")), dtype=object)
-        hit = ok & (lab[np.minimum(idx, ts.shape[0] - 1)] == regime)
+        lab = np.asarray(labels.get(symbol, np.full(ts.shape[0], "UNKNOWN")))
+        # numpy strings compare as the str objects would, without making a million of them
+        is_regime = (lab == regime) if lab.dtype.kind == "U" else (np.asarray(lab, dtype=object) == regime)
+        hit = ok & is_regime[np.minimum(idx, ts.shape[0] - 1)]
         votes += np.where(ok, np.where(hit, 1.0, -1.0), 0.0)
         first = hit if first is None else first
     return (votes > 0) | ((votes == 0) & first) if first is not None else np.zeros(timeline.shape[0], bool)
@@ -245,6 +248,13 @@ def _feasible(t: optuna.trial.FrozenTrial) -> bool:
 
 def run_study(candles: dict[str, pl.DataFrame], labels: dict[str, np.ndarray], cfg: StudyConfig) -> optuna.Study:
     """Search (in-sample bars only) until the study holds `cfg.n_trials` finished trials."""
+    return search(candles, labels, cfg)[0]
+
+
+def search(candles: dict[str, pl.DataFrame], labels: dict[str, np.ndarray],
+           cfg: StudyConfig) -> tuple[optuna.Study, Objective]:
+    """`run_study`, and the objective it ran: `evaluate` re-runs the chosen set in sample with it
+    (its indicators, signals and regime mask are still cached)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial would bury the run's log
     ins, _ = split_in_sample(candles, cfg.oos_fraction)
     space = search_space(cfg)
@@ -258,11 +268,13 @@ def run_study(candles: dict[str, pl.DataFrame], labels: dict[str, np.ndarray], c
     study = _join_study(name, None if local else cfg.storage, sampler)
     done = _finished(study)
     if done < cfg.n_trials:
-        study.optimize(objective, n_trials=cfg.n_trials - done, gc_after_trial=False,
-                       callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials, states=(optuna.trial.TrialState.COMPLETE,))])
+        with compiled_truncnorm():  # TPE's own numbers, compiled (bit for bit: tpe_numerics.py)
+            study.optimize(objective, n_trials=cfg.n_trials - done, gc_after_trial=False,
+                           callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials,
+                                                                     states=(optuna.trial.TrialState.COMPLETE,))])
     if local:
         study = _store(study, cfg.storage, sampler)  # type: ignore[arg-type]
-    return study
+    return study, objective
 
 
 def _store(study: optuna.Study, url: str, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
@@ -293,6 +305,10 @@ def _join_study(name: str, url: str | None, sampler: optuna.samplers.BaseSampler
     raise AssertionError("unreachable")
 
 
+def _same_bars(a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame]) -> bool:
+    return a.keys() == b.keys() and all(a[s].equals(b[s]) for s in a)
+
+
 def _finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
@@ -300,14 +316,15 @@ def _finished(study: optuna.Study) -> int:
 def optimize_regime(candles: dict[str, pl.DataFrame], labels: dict[str, np.ndarray], cfg: StudyConfig) -> OptimizationOutcome:
     """Search, then judge the best feasible set out of sample: the whole optimization of one regime."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = run_study(candles, labels, cfg)
-    return evaluate(study, candles, labels, cfg)
+    study, objective = search(candles, labels, cfg)
+    return evaluate(study, candles, labels, cfg, objective)
 
 
 def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict[str, np.ndarray],
-             cfg: StudyConfig) -> OptimizationOutcome:
+             cfg: StudyConfig, objective: Objective | None = None) -> OptimizationOutcome:
     """The gate on a finished study: the best feasible trial walked forward through the held-out
-    bars, its deflated Sharpe (N = the trials the study ran) and the study's PBO."""
+    bars, its deflated Sharpe (N = the trials the study ran) and the study's PBO. `objective`:
+    the one `search` ran on these candles and this config (a new one otherwise)."""
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     defaults = default_param_set() if cfg.strategies is None else ParamSet(
         default_param_set().portfolio, {n: dict(c.default_params) for n, c in cfg.strategies.items()})
@@ -316,8 +333,10 @@ def evaluate(study: optuna.Study, candles: dict[str, pl.DataFrame], labels: dict
     best = max(pool, key=lambda t: t.value if t.value is not None else -math.inf) if pool else None
     ps = param_set_from_trial_params(best.params, defaults) if best else defaults
     ins, cut = split_in_sample(candles, cfg.oos_fraction)
-    space = search_space(cfg)
-    objective = Objective(cfg, ins, labels, space)
+    reuse = (objective is not None and objective.cfg is cfg and objective.labels is labels
+             and _same_bars(objective.ins, ins))
+    if objective is None or not reuse:
+        objective = Objective(cfg, ins, labels, search_space(cfg))
     ins_res, r_is = objective.run(ps)
     is_sharpe, is_return, _ = returns_metrics(r_is, ins_res.periods_per_year)
     # out of sample: the set trades on from the start (its history before the cut is its record);

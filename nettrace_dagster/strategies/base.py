@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
+import numba as nb
 import numpy as np
 import polars as pl
 
@@ -241,6 +242,8 @@ class Strategy(ABC):
 
 def crossed_above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     """True at i when a[i] > b[i] and a[i-1] <= b[i-1] (NaN compares False: no cross in warm-up)."""
+    if _float_series(a) and np.ndim(b) == 0:  # a series against a level: one compiled pass
+        return _crossed_level_nb(a, float(b), True)
     b_arr = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
     out = np.zeros(a.shape[0], dtype=np.bool_)
     if a.shape[0] > 1:
@@ -250,10 +253,29 @@ def crossed_above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
 
 def crossed_below(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     """True at i when a[i] < b[i] and a[i-1] >= b[i-1]."""
+    if _float_series(a) and np.ndim(b) == 0:
+        return _crossed_level_nb(a, float(b), False)
     b_arr = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
     out = np.zeros(a.shape[0], dtype=np.bool_)
     if a.shape[0] > 1:
         out[1:] = (a[1:] < b_arr[1:]) & (a[:-1] >= b_arr[:-1])
+    return out
+
+
+def _float_series(a: Any) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _crossed_level_nb(a: np.ndarray, level: float, above: bool) -> np.ndarray:
+    """`crossed_above(a, level)` (or `crossed_below`) of a float64 series: the same comparisons."""
+    n = a.shape[0]
+    out = np.zeros(n, dtype=np.bool_)
+    for i in range(1, n):
+        if above:
+            out[i] = (a[i] > level) & (a[i - 1] <= level)
+        else:
+            out[i] = (a[i] < level) & (a[i - 1] >= level)
     return out
 
 

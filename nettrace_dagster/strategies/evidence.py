@@ -44,7 +44,7 @@ import numpy as np
 import polars as pl
 
 from nettrace_dagster.regimes import LABELS, rolling_trend
-from nettrace_dagster.strategies.indicators import remember, roc, rolling_std, rsi, sma
+from nettrace_dagster.strategies.indicators import remember, roc, rolling_std, rsi, sma, split_range
 
 TREND, MOMENTUM, VOLUME, VOLATILITY, REGIME = "trend", "momentum", "volume", "volatility", "regime"
 FAMILIES: tuple[str, ...] = (TREND, MOMENTUM, VOLUME, VOLATILITY, REGIME)
@@ -157,7 +157,15 @@ def _combine_nb(agrees: tuple, strengths: tuple, n: int) -> tuple[np.ndarray, np
     family order (multiplying by 1.0 where a family does not agree is exact, so it is skipped)."""
     confidence = np.empty(n)
     count = np.zeros(n, dtype=np.int64)
-    for i in range(n):
+    _combine_into(agrees, strengths, confidence, count, 0, n)
+    return confidence, count
+
+
+@nb.njit(cache=True, nogil=True)
+def _combine_into(agrees: tuple, strengths: tuple, confidence: np.ndarray, count: np.ndarray, lo: int,
+                  hi: int) -> None:
+    """`_combine_nb` on bars [lo, hi): each bar on its own, so ranges can run on other threads."""
+    for i in range(lo, hi):
         doubt = 1.0
         c = 0
         for f in range(len(agrees)):
@@ -166,7 +174,6 @@ def _combine_nb(agrees: tuple, strengths: tuple, n: int) -> tuple[np.ndarray, np
                 c += 1
         confidence[i] = min(max(1.0 - doubt, 0.0), 1.0)
         count[i] = c
-    return confidence, count
 
 
 def combine(evidence: Evidence) -> tuple[np.ndarray, np.ndarray]:
@@ -174,8 +181,14 @@ def combine(evidence: Evidence) -> tuple[np.ndarray, np.ndarray]:
     if not evidence.families:
         return evidence.confidence(), evidence.count()
     fams = list(evidence.families.values())
-    return _combine_nb(tuple(np.ascontiguousarray(f.agrees, dtype=np.bool_) for f in fams),
-                       tuple(np.ascontiguousarray(f.strength, dtype=np.float64) for f in fams), evidence.n)
+    agrees = tuple(np.ascontiguousarray(f.agrees, dtype=np.bool_) for f in fams)
+    strengths = tuple(np.ascontiguousarray(f.strength, dtype=np.float64) for f in fams)
+    confidence = np.empty(evidence.n)
+    count = np.zeros(evidence.n, dtype=np.int64)
+    # bars are independent: an idle worker of a portfolio backtest may take some (`split_range`)
+    split_range(lambda lo, hi: _combine_into(agrees, strengths, confidence, count, lo, hi), evidence.n,
+                work=evidence.n * len(fams))
+    return confidence, count
 
 
 def _sma_from_first_valid(x: np.ndarray, window: int) -> np.ndarray:
@@ -204,12 +217,11 @@ def realised_volatility(close: np.ndarray, window: int) -> np.ndarray:
 def trend_family(close: np.ndarray, window: int, sigma: np.ndarray) -> Family:
     close = np.ascontiguousarray(close, dtype=np.float64)
     ma = sma(close, window)
-    agrees = _trend_agrees_nb(close, ma, max(1, window // 10))
-    idx = np.flatnonzero(agrees)
+    agrees, idx, ratio = _trend_agrees_nb(close, ma, max(1, window // 10))
     # numpy's log (the compiled pass must not differ by an ulp), on the agreeing bars only: it is
     # computed element by element, so a subset gives the same values
     with np.errstate(invalid="ignore", divide="ignore"):
-        log_ratio = np.log(close[idx] / ma[idx])
+        log_ratio = np.log(ratio)
     strength = _trend_strength_nb(idx, log_ratio, np.ascontiguousarray(sigma, dtype=np.float64),
                                   float(np.sqrt(window)), close.shape[0])
     return Family(agrees, strength)
@@ -227,14 +239,22 @@ def trend_family_py(close: np.ndarray, window: int, sigma: np.ndarray) -> Family
     return Family(np.asarray(agrees, dtype=np.bool_), _strength_py(agrees, strength))
 
 
-@nb.njit(cache=True, nogil=True)
-def _trend_agrees_nb(close: np.ndarray, ma: np.ndarray, lag: int) -> np.ndarray:
-    """close above its SMA and the SMA above its value `lag` bars earlier (NaN: no)."""
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _trend_agrees_nb(close: np.ndarray, ma: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """close above its SMA and the SMA above its value `lag` bars earlier (NaN: no); the bars
+    where it is, and close / SMA there (one IEEE division each, as numpy's)."""
     n = close.shape[0]
     agrees = np.zeros(n, dtype=np.bool_)
+    idx = np.empty(n, dtype=np.int64)
+    ratio = np.empty(n)
+    k = 0
     for i in range(lag, n):
-        agrees[i] = close[i] > ma[i] and ma[i] > ma[i - lag]
-    return agrees
+        if close[i] > ma[i] and ma[i] > ma[i - lag]:
+            agrees[i] = True
+            idx[k] = i
+            ratio[k] = close[i] / ma[i]
+            k += 1
+    return agrees, idx[:k], ratio[:k]
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")  # x / 0 is ±inf or NaN, as in numpy

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -12,6 +13,7 @@ import numba as nb
 import numpy as np
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @nb.njit(cache=True, nogil=True)
@@ -31,17 +33,17 @@ STD_BLOCK = 256  # outputs computed together: their running sums stay in L1
 
 
 @nb.njit(cache=True, nogil=True, boundscheck=False)
-def _rolling_std(x: np.ndarray, window: int) -> np.ndarray:
-    n = x.shape[0]
-    out = np.full(n, np.nan)
+def _rolling_std_into(x: np.ndarray, window: int, out: np.ndarray, lo: int, hi: int) -> None:
+    """out[lo:hi] (lo ≥ window − 1) of the rolling std: each output depends on nothing but its
+    own window, so ranges can be computed apart (and on different threads) with the same bits."""
     m = np.empty(STD_BLOCK)
     v = np.empty(STD_BLOCK)
-    i = window - 1
+    i = lo
     # a block of outputs at a time, the window offset j outermost: the inner loop over the block
     # is independent per output, so it vectorizes, while each output still sums its own window in
     # the same order as one at a time (bit-identical to `_rolling_std_one`)
-    while i < n:
-        cnt = min(STD_BLOCK, n - i)
+    while i < hi:
+        cnt = min(STD_BLOCK, hi - i)
         b = i - window + 1
         m[:cnt] = 0.0
         for j in range(window):
@@ -59,6 +61,17 @@ def _rolling_std(x: np.ndarray, window: int) -> np.ndarray:
         for k in range(cnt):
             out[i + k] = np.sqrt(v[k] / window)
         i += cnt
+
+
+def _rolling_std(x: np.ndarray, window: int) -> np.ndarray:
+    """The rolling std (NaN in the warm-up), its output range shared with idle helper threads
+    inside `helped_by` (`split_range`)."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    first = window - 1
+    if n > first:
+        split_range(lambda lo, hi: _rolling_std_into(x, window, out, first + lo, first + hi), n - first,
+                    work=(n - first) * window)
     return out
 
 
@@ -126,6 +139,21 @@ def _cross(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         up[i] = x > y and px <= py
         down[i] = x < y and px >= py
     return up, down
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def zscore_from(close: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(close − mean) / std per bar, 0 where std is not > 0, NaN where mean is NaN: the z-score of
+    `builtin.zscore` in one pass (`builtin.zscore_py` is its numpy reference)."""
+    z = np.empty(close.shape[0])
+    for i in range(close.shape[0]):
+        if np.isnan(mean[i]):
+            z[i] = np.nan
+        elif std[i] > 0:
+            z[i] = (close[i] - mean[i]) / std[i]
+        else:
+            z[i] = 0.0
+    return z
 
 
 class Memo:
@@ -203,6 +231,62 @@ def memoized(max_bytes: int = 512 * 2**20, memo: Memo | None = None) -> Iterator
         yield memo
     finally:
         _MEMO.remove(memo)
+
+
+_HELPERS: list[Executor] = []
+SPLIT_PARTS = 8  # a pass in this many ranges: an idle worker can join one that is under way
+SPLIT_MIN_WORK = 2_000_000  # below this many inner steps (~1 ms) a pass is not worth splitting
+
+
+@contextmanager
+def helped_by(pool: Executor) -> Iterator[None]:
+    """Inside, long indicator passes (`split_range`) offer parts of their work to `pool`: the
+    portfolio backtest's slots run on its workers, and one that finishes early helps the slot
+    still running instead of idling. Process-wide, like `memoized`."""
+    _HELPERS.append(pool)
+    try:
+        yield
+    finally:
+        _HELPERS.remove(pool)
+
+
+def split_range(run: Callable[[int, int], None], n: int, work: int) -> None:
+    """`run(lo, hi)` over [0, n) in consecutive ranges: the first here, the others offered to the
+    helper pool; whatever no worker has started yet is taken back and run here, so the caller
+    never waits on queued work (no deadlock, even from a worker of that pool). `run` must write
+    each range's results independently of the others (the same bits however it is split)."""
+    if not _HELPERS or work < SPLIT_MIN_WORK or n < SPLIT_PARTS:
+        run(0, n)
+        return
+    pool = _HELPERS[-1]
+    bounds = [n * k // SPLIT_PARTS for k in range(SPLIT_PARTS + 1)]
+    offered = [(pool.submit(run, lo, hi), lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
+    try:
+        run(bounds[0], bounds[1])
+        # take back from the end what no worker has started (workers take from the front), and
+        # only then wait for the ranges workers are running: waiting for each range in turn
+        # would leave the caller idle while a worker takes the next ones one by one
+        started = []
+        for future, lo, hi in reversed(offered):
+            if future.cancel():
+                run(lo, hi)
+            else:
+                started.append(future)
+        for future in started:
+            future.result()
+    finally:  # on an error here, what no worker has started is not run at all
+        for future, _, _ in offered:
+            future.cancel()
+
+
+def in_parallel(here: Callable[[], T], there: Callable[[], U]) -> tuple[T, U]:
+    """(here(), there()): `there` offered to the helper pool while `here` runs, and taken back
+    if no worker has started it (as `split_range`); in turn without a helper pool."""
+    if not _HELPERS:
+        return here(), there()
+    future = _HELPERS[-1].submit(there)
+    first = here()
+    return first, (there() if future.cancel() else future.result())
 
 
 # Only the platform's own computations are memoized: a strategy file may import this module, and
