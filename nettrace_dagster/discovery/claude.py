@@ -12,9 +12,10 @@ import ast
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
+if TYPE_CHECKING:
+    import anthropic
 
 
 class ClaudeUnavailable(Exception):
@@ -45,6 +46,10 @@ def config_from(settings: Any) -> ClaudeConfig | None:
 
 def ask(config: ClaudeConfig, system: str, prompt: str, max_tokens: int = 4096) -> str:
     """The text of Claude's reply to `prompt`; ClaudeUnavailable (one line) otherwise."""
+    # Imported here, not at the top: the SDK takes ~1.7 s to import and every process that loads
+    # the code location (code server, run and step workers, CLI) would pay it without asking Claude.
+    import anthropic
+
     # A plain number: anthropic 2.x runs on httpx2 and refuses httpx's Timeout objects.
     client = anthropic.Anthropic(api_key=config.api_key, base_url=config.base_url or None,
                                  timeout=config.timeout, max_retries=config.max_retries)

@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
 
 from nettrace_dagster.market.schema import conform
 
@@ -97,6 +96,10 @@ def _segment_bars(symbol: str, seed: int, p: SimParams, seg: _Segment) -> dict[s
     n = seg.length
     shocks = rng.standard_normal(n) * p.volatility
     if seg.regime == 2:
+        # Imported on first use: scipy.signal takes ~1 s to import, and most processes that load
+        # this module (code servers, daemons, the CLI) never simulate a bar.
+        from scipy.signal import lfilter
+
         a = 1.0 - p.sideways_reversion
         path = lfilter([1.0], [1.0, -a], shocks)
     else:
