@@ -14,8 +14,10 @@ pytest_plugins = ("tests.pg", "tests.ci")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The `slow` tests first, the longest first (their `seconds`): on two xdist workers a 90 s test
-    started near the end would run alone while the other worker idles. Every worker sorts the same
-    collection the same way (xdist checks); the sort is stable, so the rest keep their file order."""
+    started near the end would run alone while the other worker idles. xdist hands out whole files
+    (--dist loadfile) in the order their first test appears here, so a slow test's file goes first.
+    Every worker sorts the same collection the same way (xdist checks that); the sort is stable,
+    so the rest keep their file order."""
     def seconds(item: pytest.Item) -> float:
         marker = item.get_closest_marker("slow")
         if marker is None:
