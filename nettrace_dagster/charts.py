@@ -5,22 +5,35 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+from dagster import MetadataValue
 
-matplotlib.use("Agg")  # headless: no display on servers or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from dagster import MetadataValue  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 REGIME_COLOURS = {"BULL": "#2ca02c", "BEAR": "#d62728", "SIDEWAYS": "#bbbbbb"}
 MAX_POINTS = 2_000
 
 
-def png_markdown(fig: plt.Figure, alt: str) -> MetadataValue:
+@cache
+def pyplot() -> Any:
+    """matplotlib.pyplot, imported on the first chart: importing it costs ~0.5 s, and most
+    processes that load the code location (code servers, daemons, run launchers, the CLI) draw nothing."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on servers or in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png_markdown(fig: Figure, alt: str) -> MetadataValue:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    pyplot().close(fig)
     return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
 
 
@@ -29,7 +42,7 @@ def price_with_regimes(timestamps: Sequence, close: np.ndarray, regimes: Sequenc
     """Close price with each regime's stretch shaded."""
     step = max(len(close) // MAX_POINTS, 1)
     x, y = np.asarray(timestamps)[::step], np.asarray(close)[::step]
-    fig, ax = plt.subplots(figsize=(9, 3))
+    fig, ax = pyplot().subplots(figsize=(9, 3))
     ax.plot(x, y, lw=0.8, color="black")
     if regimes is not None and len(regimes):
         labels = np.asarray(regimes)[::step]
@@ -40,7 +53,7 @@ def price_with_regimes(timestamps: Sequence, close: np.ndarray, regimes: Sequenc
                 if colour:
                     ax.axvspan(x[start], x[min(i, len(x) - 1)], color=colour, alpha=0.25, lw=0)
                 start = i
-        handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.4) for c in REGIME_COLOURS.values()]
+        handles = [pyplot().Rectangle((0, 0), 1, 1, color=c, alpha=0.4) for c in REGIME_COLOURS.values()]
         ax.legend(handles, list(REGIME_COLOURS), loc="upper left", fontsize=7)
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
@@ -48,7 +61,7 @@ def price_with_regimes(timestamps: Sequence, close: np.ndarray, regimes: Sequenc
 
 
 def line_chart(x: Sequence, series: dict[str, np.ndarray], title: str) -> MetadataValue:
-    fig, ax = plt.subplots(figsize=(9, 3))
+    fig, ax = pyplot().subplots(figsize=(9, 3))
     for name, values in series.items():
         step = max(len(values) // MAX_POINTS, 1)
         ax.plot(np.asarray(x)[::step], np.asarray(values)[::step], lw=0.9, label=name)
@@ -70,7 +83,7 @@ def equity_story(timestamps: Sequence, equity: np.ndarray, principal: float, tit
     """An account's equity in market time: the curve from the starting capital (dotted line),
     entries ▲ and exits ▼ at their bars' times and equity, and a HARDSTOP line when one latched.
     `entries` / `exits` are (times, equity values)."""
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = pyplot().subplots(figsize=(9, 3.2))
     x, y = np.asarray(timestamps), np.asarray(equity, dtype=float)
     step = max(len(y) // MAX_POINTS, 1)
     keep = np.r_[np.arange(0, len(y), step), len(y) - 1] if len(y) else np.arange(0)
@@ -95,7 +108,7 @@ def equity_panels(panels: dict[str, tuple[Sequence, dict[str, np.ndarray]]], yla
     """One panel per key (e.g. a symbol), one line per named series over its timestamps; with
     `buy_and_hold` (the key's close prices), a dashed line for holding from the first bar, scaled
     to start where the series start (1 for equity / initial)."""
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.4 * len(panels)), squeeze=False, sharex=False)
+    fig, axes = pyplot().subplots(len(panels), 1, figsize=(9, 2.4 * len(panels)), squeeze=False, sharex=False)
     for ax, (title, (x, series)) in zip(axes[:, 0], panels.items(), strict=True):
         ts = np.asarray(x)
         for name, values in series.items():

@@ -31,6 +31,7 @@ def _labels(df: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame({"timestamp": df["timestamp"], "regime": names})
 
 
+@pytest.mark.slow(seconds=6)
 def test_report_rows_per_symbol_strategy_and_regime() -> None:
     data = {s: synthetic_candles(3000, seed) for seed, s in enumerate(["AAA-USDT", "BBB-USDT"])}
     report, results = backtest_symbols(data, {s: _labels(df) for s, df in data.items()},
@@ -116,6 +117,7 @@ print(json.dumps({"success": result.success, "failures": failures,
 """
 
 
+@pytest.mark.slow(seconds=6)
 def test_backtests_and_portfolio_with_one_symbol(home: Path) -> None:
     # The symbol partitions are fixed at import, so one symbol needs its own process.
     env = {**os.environ, "NETTRACE_SYMBOLS": "BTC-USDT"}

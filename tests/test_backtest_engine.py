@@ -420,6 +420,7 @@ def test_kernel_matches_the_reference_model(seed, n, density, stop, trail, tiers
 
 
 # ---------------------------------------------------------------- the independent engine
+@pytest.mark.slow(seconds=14)
 def test_cross_check_against_vectorbt() -> None:
     pytest.importorskip("vectorbt", reason="vectorbt (the optional `peers` extra) is not installed")
     from nettrace_dagster.backtest.peers import cross_check

@@ -178,6 +178,7 @@ def test_a_backup_taken_while_another_process_trades_restores_consistent(tmp_pat
     backup_while_trading(settings_for(tmp_path / "live"), settings_for(tmp_path / "restored"), tmp_path)
 
 
+@pytest.mark.slow(seconds=5)
 def test_a_postgres_backup_taken_while_another_process_trades(pg_url: str, pg_database, tmp_path: Path) -> None:
     from nettrace_dagster.backup import _forget
 

@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from nettrace_dagster.market.lake import Lake
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow(seconds=53)
 def test_all_symbols_at_once_with_the_multiprocess_executor(home: Path) -> None:
     env = {**os.environ, "NETTRACE_SIM_BARS": "3000", "NETTRACE_HOME": str(home)}
     proc = subprocess.run([sys.executable, "-m", "tests.concurrent_refresh"], cwd=ROOT, env=env,

@@ -85,6 +85,7 @@ def assert_never_over_allocated(url: str, decisions: list[list]) -> None:
     assert any(not d[0] for d in decisions), "no contention: the race proved nothing"
 
 
+@pytest.mark.slow(seconds=7)
 def test_sixteen_processes_never_over_allocate(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     decisions = run_race(url, tmp_path)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { name
@@ -22,6 +23,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow(seconds=8)
 def test_ui_loads_the_asset_graph(home: Path) -> None:
     port = free_port()
     dagster = Path(sys.executable).with_name("dagster")

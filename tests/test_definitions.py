@@ -138,3 +138,17 @@ def test_every_check_and_schedule_says_what_it_is_for() -> None:
         [spec.name for spec in check_specs if not spec.description]
     schedules = list(repo.schedule_defs)
     assert schedules and all(s.description for s in schedules), [s.name for s in schedules if not s.description]
+
+
+def test_loading_the_code_location_imports_no_sdk_it_does_not_use() -> None:
+    """Every code server, run launcher, daemon, Celery worker and step process imports the code
+    location; anthropic, scipy.signal and matplotlib.pyplot cost ~3.8 s of CPU there and are
+    imported where they are used (asking Claude, simulating a sideways stretch, drawing a chart)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, nettrace_dagster.definitions; "
+             "print(sorted(m for m in ('anthropic', 'scipy.signal', 'matplotlib.pyplot') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

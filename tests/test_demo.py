@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from nettrace_dagster.demo import DemoReport, format_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow(seconds=31)
 def test_demo_materializes_everything_into_the_instance(home: Path) -> None:
     env = {**os.environ, "NETTRACE_HOME": str(home), "NETTRACE_SIM_BARS": "3000"}
     env.pop("DAGSTER_HOME", None)  # the demo must set it itself, under NETTRACE_HOME

@@ -26,6 +26,10 @@ from nettrace_dagster.ledger.db import ledger_of
 from nettrace_dagster.market.sim import simulate
 from nettrace_dagster.settings import Settings, load_settings
 
+# The tests build on each other's state and share one set of nodes: one xdist worker runs the whole
+# file, in order (--dist loadfile); as a unit it takes ~25 s.
+pytestmark = pytest.mark.slow(seconds=25)
+
 TIMING = Timing(stage_timeout_s=3.0, primary_timeout_s=3.0, soak_s=0.3, primary_soak_s=0.6, http_timeout_s=0.6,
                 max_age_s=10.0, interval_s=0.2)
 

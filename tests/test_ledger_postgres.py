@@ -59,6 +59,7 @@ def test_threads_submitting_one_intent_place_one_order(pg_url: str) -> None:
     ledger.dispose()
 
 
+@pytest.mark.slow(seconds=6)
 def test_processes_never_over_allocate_on_postgres(pg_url: str, tmp_path: Path) -> None:
     # Eight processes (the sixteen-process race runs on the default SQLite ledger): enough to make
     # the row lock on `capital` the only thing between them and over-allocation.

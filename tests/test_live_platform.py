@@ -146,7 +146,7 @@ def stale_assets(port: int) -> list[str]:
     return sorted(set(stale))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=85)
 def test_live_platform_moves_under_dagster_dev(home: Path) -> None:
     port = free_port()
     dagster = Path(sys.executable).with_name("dagster")

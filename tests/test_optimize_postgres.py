@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 
 from nettrace_dagster.market.sim import simulate
 from nettrace_dagster.optimize.study import StudyConfig, evaluate, make_storage, run_study, storage_url
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRIALS, WORKERS, BARS = 12, 3, 3000
 
 
+@pytest.mark.slow(seconds=9)
 def test_three_processes_search_one_study_on_postgres(pg_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     make_storage(pg_url)  # the tables, once (workers racing to create them retry; not timed here)

@@ -3,7 +3,9 @@ CI is not set, a skip in CI fails, and a run with no tests fails (tests/pg.py, t
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +103,28 @@ def test_a_killed_sessions_database_is_dropped_by_the_next(pg_database: pg.Scrat
         with pg.scratch_database("nettrace_orphan_test") as db:
             names = {r[0] for r in admin.execute("SELECT datname FROM pg_database").fetchall()}
             assert db.name in names and orphan not in names
+
+
+def test_a_skip_fails_and_no_tests_exit_1_on_xdist_workers(pytester: pytest.Pytester,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite runs on xdist workers (pyproject addopts): tests/ci.py's hooks run there, and
+    their verdicts (a skip in CI is a failure, no tests is exit 1) must reach the controller."""
+    monkeypatch.setenv("CI", "true")
+    root = str(Path(__file__).resolve().parents[1])  # the subprocess imports tests.ci from here
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_skipping="""
+import pytest
+
+def test_optional_peer():
+    pytest.importorskip("no_such_module_for_nettrace")
+
+def test_plain():
+    pass
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*skipped in CI*no_such_module_for_nettrace*"])
+    none = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "-k", "no_such_test")
+    assert none.ret == pytest.ExitCode.TESTS_FAILED
+    none.stdout.fnmatch_lines(["*no tests ran: treated as a failure*"])

@@ -126,13 +126,13 @@ def test_backtest_panels_draw_buy_and_hold(monkeypatch: pytest.MonkeyPatch) -> N
     import nettrace_dagster.charts as charts
 
     drawn: list[tuple[str, np.ndarray]] = []
-    real = charts.plt.Axes.plot
+    real = charts.pyplot().Axes.plot
 
     def spy(ax, x, y, *args, **kwargs):
         drawn.append((kwargs.get("label", ""), np.asarray(y)))
         return real(ax, x, y, *args, **kwargs)
 
-    monkeypatch.setattr(charts.plt.Axes, "plot", spy)
+    monkeypatch.setattr(charts.pyplot().Axes, "plot", spy)
     x = list(range(4))
     close = np.array([50.0, 55.0, 45.0, 60.0])
     md = equity_panels({"BTC-USDT": (x, {"momentum": np.array([1.0, 1.01, 0.99, 1.02])})}, "equity / initial",

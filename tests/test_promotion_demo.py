@@ -18,6 +18,7 @@ from nettrace_dagster.settings import load_settings
 SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT")
 
 
+@pytest.mark.slow(seconds=8)
 def test_the_default_seed_promotes_a_candidate_to_full_on_unseen_bars(home: Path) -> None:
     # A fixed week of the default seed in the lake (the demo's own lake ends at "now", which moves).
     for symbol in SYMBOLS:

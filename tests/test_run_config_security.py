@@ -246,6 +246,7 @@ def test_pinned_values_survive_dagster_s_per_run_copy(home: Path, tmp_path: Path
         "live": True, "account": "live"}  # the environment (the `home` fixture) says otherwise on each
 
 
+@pytest.mark.slow(seconds=9)
 def test_live_switch_from_the_cli_launch_is_refused(env: dict[str, str], home: Path, venue: Venue,
                                                    attacker: Recorder, tmp_path: Path) -> None:
     """The real `dagster job execute -c config.yaml`, in its own process, as an operator would."""

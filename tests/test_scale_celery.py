@@ -47,6 +47,7 @@ def step_pids(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
     return {r.step_key: r.dagster_event.pid for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)}
 
 
+@pytest.mark.slow(seconds=55)
 def test_demo_runs_on_two_celery_workers_with_postgres_instance(
         tmp_path: Path, pg_database: ScratchDatabase, redis_url: str,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,6 +123,7 @@ with dg.DagsterInstance.get() as instance:
 """
 
 
+@pytest.mark.slow(seconds=10)
 def test_a_step_over_rabbitmq_on_a_nettrace_worker(home: Path, tmp_path: Path, amqp_url: str,  # noqa: F811
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The AMQP broker (RabbitMQ) works like Redis: the step runs on the worker, its result comes back."""

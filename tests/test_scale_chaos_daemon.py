@@ -35,6 +35,7 @@ def schedule_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return list(instance.get_runs(dg.RunsFilter(tags={"dagster/schedule_name": SCHEDULE})))
 
 
+@pytest.mark.slow(seconds=23)
 def test_daemon_killed_mid_tick_resumes_without_duplicate_runs(home: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     # Hourly: the interrupted tick (the top of this hour) is still the latest one when the second

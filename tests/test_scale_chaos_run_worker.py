@@ -94,6 +94,7 @@ def assert_ledger_consistent(ledger: Ledger) -> None:
             assert p.qty == pytest.approx(held[(p.strategy, p.symbol)], abs=1e-9), (p.strategy, p.symbol)
 
 
+@pytest.mark.slow(seconds=40)
 def test_sigkill_mid_tick_then_reexecute_from_failure(home: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NETTRACE_SIM_BARS", "2500")

@@ -50,6 +50,7 @@ def submit_plan(instance: dg.DagsterInstance, workspace: Path) -> dict[str, str]
     return runs
 
 
+@pytest.mark.slow(seconds=28)
 def test_twelve_runs_through_the_queue_respect_the_quotas(home: Path, tmp_path: Path) -> None:
     settings = load_settings()
     prepare_home(settings)

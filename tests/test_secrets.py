@@ -100,6 +100,7 @@ def everything_a_run_left(instance: dg.DagsterInstance, run_ids: list[str], home
     return "\n".join(parts)
 
 
+@pytest.mark.slow(seconds=16)
 def test_a_run_on_a_password_protected_ledger_logs_no_secret(
         secret_env: dict[str, str], home: Path, pg_ledger_url: str, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:

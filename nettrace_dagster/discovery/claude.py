@@ -46,8 +46,8 @@ def config_from(settings: Any) -> ClaudeConfig | None:
 
 def ask(config: ClaudeConfig, system: str, prompt: str, max_tokens: int = 4096) -> str:
     """The text of Claude's reply to `prompt`; ClaudeUnavailable (one line) otherwise."""
-    # Imported here: the SDK costs ~1 s to import, paid by every process that loads the code
-    # location (each run, each step, each worker), while few of them ever call Claude.
+    # Imported here, not at the top: the SDK takes ~1.7 s to import and every process that loads
+    # the code location (code server, run and step workers, CLI) would pay it without asking Claude.
     import anthropic
 
     # A plain number: anthropic 2.x runs on httpx2 and refuses httpx's Timeout objects.

@@ -96,9 +96,11 @@ def _segment_bars(symbol: str, seed: int, p: SimParams, seg: _Segment) -> dict[s
     n = seg.length
     shocks = rng.standard_normal(n) * p.volatility
     if seg.regime == 2:
-        a = 1.0 - p.sideways_reversion
-        from scipy.signal import lfilter  # here: scipy.signal's import costs ~1 s in every process
+        # Imported on first use: scipy.signal takes ~1 s to import, and most processes that load
+        # this module (code servers, daemons, the CLI) never simulate a bar.
+        from scipy.signal import lfilter
 
+        a = 1.0 - p.sideways_reversion
         path = lfilter([1.0], [1.0, -a], shocks)
     else:
         path = np.cumsum(shocks + (p.drift if seg.regime == 0 else -p.drift))
