@@ -5,6 +5,7 @@ stays quick; the gates themselves are the production ones."""
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from typing import Any
@@ -18,16 +19,23 @@ DEMO_PRIMARY_SOAK_S = 1.5
 
 
 def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """`n` loopback ports free now, drawn at random below Linux's ephemeral range (32768+): the
+    kernel's own `bind(0)` hands the same just-released ports to processes asking at the same
+    moment (two demos, two test workers), and outgoing connections take ephemeral ones. The node
+    binds its port a moment later; `LocalTarget` checks that the node answering is its own."""
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    while len(ports) < n:
+        port = rng.randrange(20_000, 32_000)
+        if port in ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
 
 
 def demo_section(settings: Settings, instance: Any = None) -> tuple[dict[str, Any], list[str]]:

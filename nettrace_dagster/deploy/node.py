@@ -248,7 +248,7 @@ def build_app(state: NodeState) -> Any:
         snap = state.snapshot()
         ok = state.thread.is_alive() and not snap["error"]
         return JSONResponse({"ok": ok, "region": state.region, "role": state.role, "release": snap["release"],
-                             "error": snap["error"]}, status_code=200 if ok else 503)
+                             "error": snap["error"], "pid": os.getpid()}, status_code=200 if ok else 503)
 
     async def telemetry(_: Request) -> JSONResponse:
         return JSONResponse(state.snapshot())

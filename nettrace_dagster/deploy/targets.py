@@ -100,10 +100,20 @@ class LocalTarget:
         return {r: pid for r in REGIONS if (pid := self.pid(r)) is not None}
 
     def _healthy(self, region: str) -> bool:
+        """Our node answers on the region's port. Its pid must be the one we started: a port is
+        picked free and then bound by the node, and in between another process's node (another
+        home, another test) can take it; talking to that one would deploy to a stranger."""
         try:
-            return httpx.get(self.endpoint(region)[1] + "/health", timeout=self.http_timeout_s).status_code in (200, 503)
+            resp = httpx.get(self.endpoint(region)[1] + "/health", timeout=self.http_timeout_s)
         except httpx.HTTPError:
             return False
+        if resp.status_code not in (200, 503):
+            return False
+        try:
+            pid = resp.json().get("pid")
+        except ValueError:
+            return False
+        return pid is not None and pid == self.pid(region)
 
     def start(self, region: str) -> None:
         if self.pid(region) is not None and self._healthy(region):
